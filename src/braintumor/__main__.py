@@ -1,0 +1,3 @@
+from braintumor.cli import main
+
+main()
