@@ -23,7 +23,9 @@ class DataConfig:
     spec: str = "synthetic"  # FORMAT[:PATH], e.g. "lgg:/data/kaggle_3m"
     image_size: int = 128  # square side after crop/pad/resize
     channels: int | None = None  # None: the format's natural channel count
-    crop: bool = True  # crop dark/white margins around the head before resizing
+    # Crop dark/white margins around the head before resizing. None: the task decides
+    # (classification crops; segmentation does not, so masks map back onto the input).
+    crop: bool | None = None
     val_fraction: float = 0.15  # carved from the training patients only
     test_fraction: float = 0.15  # used only when the data set has no official test split
     batch_size: int = 32

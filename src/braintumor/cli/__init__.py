@@ -12,7 +12,7 @@ from braintumor.cli.app import app
 from braintumor.errors import BrainTumorError
 
 # Importing the command modules registers their commands on ``app``.
-from braintumor.cli import data_cmds, run_cmds, pipeline_cmds  # noqa: E402,F401,I001
+from braintumor.cli import data_cmds, run_cmds, pipeline_cmds, serve_cmds  # noqa: E402,F401,I001
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,218 @@
-"""Commands (filled in by their owner)."""
+"""Run commands: ``models``, ``train``, ``evaluate`` and ``predict``.
+
+Configuration precedence for ``train``: the YAML file (``--config``), then every
+``--set key=value``, then the explicit flags (``--epochs``, ``--lr``, ...).
+Heavy imports (torch, Lightning) happen inside the commands so that ``--help``
+stays fast.
+"""
 
 from __future__ import annotations
 
-from braintumor.cli.app import app  # noqa: F401
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from braintumor.cli.app import app
+
+_out = Console()
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def model_rows(task: str | None = None) -> list[dict[str, Any]]:
+    """name, task, parameter count and description.
+
+    Sizes are those of each builder's own defaults (e.g. ResNet-50: 3 channels,
+    1000 classes, the familiar 25.6 M), built on the meta device (no memory).
+    """
+    import torch
+
+    from braintumor.errors import ConfigError
+    from braintumor.models.registry import count_params, list_models, model_entry
+
+    if task is not None and task not in ("classification", "segmentation"):
+        raise ConfigError(f"unknown task {task!r}; use classification or segmentation")
+    rows = []
+    for name in list_models(task):
+        entry = model_entry(name)
+        try:
+            # The meta device allocates no memory: sizing ViT-B/16 costs nothing.
+            with torch.device("meta"):
+                params: int | None = count_params(entry.builder())
+        except Exception:  # a builder that cannot run on "meta": build it for real
+            try:
+                params = count_params(entry.builder())
+            except Exception:
+                params = None
+        text = "?" if params is None else f"{params / 1e6:.2f} M"
+        rows.append({"name": name, "task": entry.task, "params": params, "params_text": text,
+                     "description": entry.description})
+    return rows
+
+
+def build_train_config(
+    config: Path | None, overrides: list[str], flags: dict[str, Any]
+) -> Any:
+    """Config file, then ``--set`` overrides, then the explicit flags (not None)."""
+    from braintumor.config import load_config
+
+    cfg = load_config(config, overrides)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        obj = cfg
+        *parents, last = key.split(".")
+        for part in parents:
+            obj = getattr(obj, part)
+        setattr(obj, last, value)
+    return cfg
+
+
+def print_metrics(console: Console, metrics: dict[str, Any], task: str, split: str) -> None:
+    """The headline metrics of one evaluation as a small table."""
+    from braintumor.engine.tasks import TASKS
+
+    keys = ["loss", *TASKS[task].headline, "dice_per_patient_mean", "n"]
+    table = Table("metric", "value", title=f"{task} metrics ({split})")
+    for k in keys:
+        if k in metrics:
+            table.add_row(k, _fmt(metrics[k]))
+    console.print(table)
+    if task == "classification" and "per_class" in metrics:
+        pc = Table("class", "precision", "recall", "f1", "support", title="per class")
+        for name, v in metrics["per_class"].items():
+            pc.add_row(name, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]),
+                       str(v["support"]))
+        console.print(pc)
+
+
+def print_cv_summary(console: Console, summary: dict[str, Any]) -> None:
+    """Mean ± std over the folds of every metric."""
+    table = Table("metric", "mean ± std", "folds",
+                  title=f"{summary['folds']}-fold cross-validation (test split of each fold)")
+    for name, v in summary["metrics"].items():
+        values = ", ".join(_fmt(x) for x in v["values"])
+        table.add_row(name, f"{_fmt(v['mean'])} ± {_fmt(v['std'])}", values)
+    console.print(table)
+
+
+@app.command()
+def models(
+    task: str | None = typer.Option(None, "--task", help="classification or segmentation."),
+) -> None:
+    """List the registered models with their task and size."""
+    table = Table("name", "task", "params", "description", title="Models (--model NAME)")
+    for row in model_rows(task):
+        table.add_row(row["name"], row["task"], row["params_text"], row["description"])
+    _out.print(table)
+
+
+@app.command()
+def train(
+    task: str | None = typer.Option(None, "--task", help="classification or segmentation."),
+    model: str | None = typer.Option(None, "--model", help="Model name (braintumor models)."),
+    loss: str | None = typer.Option(None, "--loss", help="Loss name (default: per task)."),
+    data: str | None = typer.Option(None, "--data", help="FORMAT[:PATH], e.g. lgg:/data/kaggle_3m."),
+    out: Path = typer.Option(..., "--out", help="Run folder to write."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config file."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    image_size: int | None = typer.Option(None, "--image-size"),
+    folds: int | None = typer.Option(None, "--folds", help="Patient-level K-fold CV (K >= 2)."),
+    pretrained: str | None = typer.Option(None, "--pretrained", help="Weights file or 'imagenet'."),
+    accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
+    devices: str | None = typer.Option(None, "--devices", help="auto, 1, 4, 0,1 ..."),
+    precision: str | None = typer.Option(None, "--precision", help="32-true, 16-mixed, bf16-mixed."),
+    seed: int | None = typer.Option(None, "--seed"),
+    force: bool = typer.Option(False, "--force", help="Replace a run folder holding a model."),
+) -> None:
+    """Train a model; writes the run folder and prints the test metrics."""
+    from braintumor.engine.runs import CV_FILE, METRICS_FILE
+    from braintumor.engine.train import train as run_training
+
+    flags = {
+        "task": task, "model.name": model, "loss": loss, "data.spec": data,
+        "trainer.epochs": epochs, "data.batch_size": batch_size, "optim.lr": lr,
+        "data.image_size": image_size, "folds": folds, "model.pretrained": pretrained,
+        "trainer.accelerator": accelerator, "trainer.devices": devices,
+        "trainer.precision": precision, "seed": seed,
+    }
+    cfg = build_train_config(config, set_ or [], flags)
+    run = run_training(cfg, out, force=force)
+    _out.print(f"run folder: {run}")
+    if (run / CV_FILE).is_file():
+        print_cv_summary(_out, json.loads((run / CV_FILE).read_text()))
+    elif (run / METRICS_FILE).is_file():
+        print_metrics(_out, json.loads((run / METRICS_FILE).read_text()), cfg.task, "test")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder (the --out of train)."),
+    data: str | None = typer.Option(None, "--data", help="Evaluate on another data set FORMAT:PATH."),
+    split: str = typer.Option("test", "--split", help="train, val or test."),
+    option: list[str] | None = typer.Option(None, "--option", help="Format option key=value."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a trained run on its saved split or on another data set."""
+    from braintumor.cli.data_cmds import parse_options
+    from braintumor.engine.evaluate import evaluate_run
+
+    metrics = evaluate_run(run, data_spec=data, split=split, options=parse_options(option))
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    from braintumor.engine.runs import CARD_FILE
+
+    task = json.loads((run / CARD_FILE).read_text())["task"]
+    print_metrics(_out, metrics, task, metrics.get("split", split))
+    _out.print(f"written: {metrics.get('written')}")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run folder (the --out of train)."),
+    inputs: list[Path] = typer.Argument(..., help="Images (PNG/JPEG/TIFF/DICOM) or NIfTI volumes."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/predictions)."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """Classify images, or segment images/volumes (masks + overlay PNGs)."""
+    from braintumor.engine.predict_files import predict_inputs
+    from braintumor.engine.inference import Predictor
+
+    predictor = Predictor.from_run(run)
+    if predictor.is_classification:
+        results = predict_inputs(predictor, inputs, None)
+        if out is not None:  # classification writes a file only when asked to
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "predictions.json").write_text(json.dumps(results, indent=2) + "\n")
+    else:
+        results = predict_inputs(predictor, inputs, out or (run / "predictions"))
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    if predictor.is_classification:
+        table = Table("input", "prediction", *predictor.names, title="Class probabilities")
+        for r in results:
+            table.add_row(r["input"], r["prediction"],
+                          *(f"{r['probabilities'][c]:.4f}" for c in predictor.names))
+    else:
+        table = Table("input", "mask", "overlay", *(f"{c} px" for c in predictor.names),
+                      title="Segmentation")
+        for r in results:
+            table.add_row(r["input"], r["mask"], r["overlay"],
+                          *(str(r["pixels"][c]) for c in predictor.names))
+    _out.print(table)

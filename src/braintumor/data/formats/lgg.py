@@ -1,0 +1,134 @@
+"""Buda's Kaggle "Brain MRI segmentation" set (TCGA lower-grade glioma, ``kaggle_3m``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from braintumor.data.base import DatasetFormat, Record
+from braintumor.data.io import read_image, read_mask
+from braintumor.data.registry import FORMATS
+from braintumor.errors import DataError
+
+
+def _value(text: str) -> Any:
+    """CSV cell -> int, float, str, or None when empty (the table has gaps)."""
+    text = text.strip()
+    if text == "" or text.upper() == "NA":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _slice_number(image: Path) -> int:
+    tail = image.stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+@FORMATS.register()
+class LGGFormat(DatasetFormat):
+    """``kaggle_3m/TCGA_<site>_<id>_<date>/<case>_<n>.tif`` + ``<case>_<n>_mask.tif``.
+
+    Images are 256x256x3 (pre-contrast, FLAIR, post-contrast; a missing sequence is
+    replaced by FLAIR in the original), masks the FLAIR abnormality (0/255). The root
+    may be ``kaggle_3m`` or the folder that contains it.
+
+    - classification: ``["no_tumor", "tumor"]``, label = the mask has any pixel (read
+      once in :meth:`records`; the masks are small, ~1 s per 2,000 slices).
+    - segmentation: one mask channel, ``"tumor"``.
+    - patient: the TCGA patient barcode (first three parts of the folder name, e.g.
+      ``TCGA_CS_4942``), which is also the key of ``data.csv``; its row goes, with
+      numbers parsed, into ``Record.extra["clinical"]`` (empty if the patient has none).
+    """
+
+    name = "lgg"
+    description = "Kaggle LGG segmentation (Buda): kaggle_3m/TCGA_*/<case>_<n>.tif + _mask.tif"
+    tasks = ("classification", "segmentation")
+    layout_hint = "<root>/kaggle_3m/TCGA_<site>_<id>_<date>/<case>_<n>.tif with <case>_<n>_mask.tif"
+
+    def __init__(self, root: str | Path | None = None, **options: Any) -> None:
+        super().__init__(root, **options)
+        self._records: list[Record] | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return ["no_tumor", "tumor"]
+
+    @property
+    def mask_channels(self) -> list[str]:
+        return ["tumor"]
+
+    @property
+    def natural_channels(self) -> int:
+        return 3
+
+    def _base(self) -> Path:
+        assert self.root is not None
+        nested = self.root / "kaggle_3m"
+        return nested if nested.is_dir() else self.root
+
+    @staticmethod
+    def _case_folders(base: Path) -> list[Path]:
+        return sorted(
+            p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))
+        )
+
+    @staticmethod
+    def read_clinical(base: Path) -> dict[str, dict[str, Any]]:
+        """``data.csv`` as patient barcode -> {column: value}; empty if absent."""
+        table = base / "data.csv"
+        if not table.is_file():
+            return {}
+        with table.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        if rows and "Patient" not in rows[0]:
+            raise DataError(f"{table} has no 'Patient' column; is it the LGG data.csv?")
+        return {r["Patient"].strip(): {k: _value(v or "") for k, v in r.items()} for r in rows}
+
+    def records(self) -> list[Record]:
+        if self._records is not None:
+            return list(self._records)
+        base = self._base()
+        if not base.is_dir():
+            raise DataError(f"{base} is not a folder; expected {self.layout_hint}")
+        clinical = self.read_clinical(base)
+        recs = []
+        for case in self._case_folders(base):
+            patient = "_".join(case.name.split("_")[:3])
+            images = [p for p in case.glob("*.tif") if not p.stem.endswith("_mask")]
+            for image in sorted(images, key=_slice_number):
+                mask = image.with_name(image.stem + "_mask.tif")
+                if not mask.is_file():
+                    raise DataError(
+                        f"{image} has no mask {mask.name}; the download is incomplete, "
+                        "re-download the LGG set"
+                    )
+                recs.append(
+                    Record(
+                        path=str(image),
+                        patient_id=patient,
+                        label=int(read_mask(mask).any()),
+                        mask_path=str(mask),
+                        extra={
+                            "clinical": clinical.get(patient, {}),
+                            "case": case.name,
+                            "slice_number": _slice_number(image),
+                        },
+                    )
+                )
+        self._records = self._nonempty(recs, base, self.layout_hint)
+        return list(self._records)
+
+    def load(self, rec: Record) -> dict[str, Any]:
+        image = read_image(rec.path)
+        if image.shape[0] != 3:
+            raise DataError(
+                f"{rec.path} has {image.shape[0]} channel(s); LGG slices are 3-channel TIFFs"
+            )
+        mask = read_mask(rec.mask_path or rec.path)
+        return self._sample(rec, image, mask)

@@ -1,0 +1,188 @@
+"""From ``cfg.data`` to DataLoaders: format -> records -> patient splits -> datasets.
+
+Geometry is decided here once and written into the model card, so evaluation and
+prediction prepare images exactly as training did:
+
+- channels: ``cfg.data.channels`` or the format's natural channel count;
+- crop: ``cfg.data.crop``; when unset, classification crops the margins around the
+  head and segmentation does not. A segmentation model must map its mask back onto
+  the input pixels at prediction time; pad-to-square + resize is invertible, a crop
+  box found by a heuristic is not reproducible from the output, so segmentation
+  with ``crop=true`` is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from braintumor.config import Config, DataConfig
+from braintumor.data import DatasetFormat, Record, create_format
+from braintumor.errors import ConfigError, DataError
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_crop(task: str, crop: bool | None) -> bool:
+    """The crop setting actually used (see the module docstring)."""
+    if crop is None:
+        return task == "classification"
+    if crop and task == "segmentation":
+        raise ConfigError(
+            "data.crop=true is not supported for segmentation: predicted masks could not be "
+            "mapped back onto the input pixels; set data.crop=false (or leave it unset)"
+        )
+    return bool(crop)
+
+
+def resolve_cache_dir(data: DataConfig) -> Path | None:
+    """Where preprocessed arrays are cached (None: no cache)."""
+    if not data.cache:
+        return None
+    if data.cache_dir:
+        return Path(data.cache_dir).expanduser()
+    env = os.environ.get("BRAINTUMOR_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "braintumor"
+
+
+def output_names(task: str, fmt: DatasetFormat) -> list[str]:
+    """Classes (classification) or mask channels (segmentation) of a format."""
+    if task == "segmentation":
+        names = list(fmt.mask_channels)
+        if not names:
+            raise DataError(
+                f"data format {fmt.name!r} has no masks, so it cannot train segmentation; "
+                "use --task classification or a format with masks"
+            )
+        return names
+    return list(fmt.classes)
+
+
+def subsample(records: list[Record], limit: int | None, seed: int) -> list[Record]:
+    """At most ``limit`` records, stratified by label, seeded (order preserved)."""
+    if limit is None or limit >= len(records):
+        return records
+    if limit < 1:
+        raise ConfigError(f"data.limit must be >= 1, got {limit}")
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        groups[rec.label].append(i)
+    rng = random.Random(seed)
+    n = len(records)
+    # Largest-remainder apportionment keeps every class's share and the exact total.
+    quotas = {k: limit * len(v) / n for k, v in groups.items()}
+    take = {k: int(q) for k, q in quotas.items()}
+    for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[: limit - sum(take.values())]:
+        take[k] += 1
+    keep: list[int] = []
+    for k, idx in groups.items():
+        keep += rng.sample(idx, take[k])
+    return [records[i] for i in sorted(keep)]
+
+
+def class_weights(records: list[Record], num_classes: int) -> list[float]:
+    """Inverse-frequency weights ``n / (C * n_c)`` from the training records."""
+    counts = [0] * num_classes
+    for rec in records:
+        if 0 <= rec.label < num_classes:
+            counts[rec.label] += 1
+    n = sum(counts)
+    return [n / (num_classes * c) if c else 0.0 for c in counts]
+
+
+@dataclass
+class DataBundle:
+    """Everything the engine needs from the data, for one split assignment."""
+
+    fmt: DatasetFormat
+    task: str
+    image_size: int
+    channels: int
+    crop: bool
+    names: list[str]  # classes or mask channels
+    splits: dict[str, list[Record]]
+    cfg: DataConfig
+
+    def dataset(self, split: str, train: bool = False) -> Any:
+        from braintumor.data.dataset import SliceDataset
+
+        transform = None
+        if train and self.cfg.augment:
+            from braintumor.data.transforms import build_transforms
+
+            transform = build_transforms(self.task, True)
+        return SliceDataset(
+            self.fmt,
+            self.splits[split],
+            image_size=self.image_size,
+            channels=self.channels,
+            crop=self.crop,
+            cache_dir=resolve_cache_dir(self.cfg),
+            transform=transform,
+        )
+
+    def loader(self, split: str, train: bool = False) -> DataLoader:
+        if not self.splits.get(split):
+            raise DataError(
+                f"the {split} split is empty ({len(self.fmt.records())} samples in "
+                f"{self.cfg.spec}); use more data or a larger data.{split}_fraction"
+            )
+        return make_loader(self.dataset(split, train), self.cfg, shuffle=train)
+
+
+def make_loader(dataset: Any, cfg: DataConfig, shuffle: bool = False) -> DataLoader:
+    """A DataLoader with the configured batch size and workers."""
+    workers = max(0, int(cfg.num_workers))
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        # A last batch of one breaks BatchNorm in training; evaluation keeps every sample.
+        drop_last=shuffle and len(dataset) > cfg.batch_size,
+    )
+
+
+def open_format(spec: str, options: dict[str, Any] | None = None) -> DatasetFormat:
+    """``create_format`` with the options of a config."""
+    return create_format(spec, **(options or {}))
+
+
+def build_data(
+    cfg: Config, splits: dict[str, list[Record]] | None = None, fmt: DatasetFormat | None = None
+) -> DataBundle:
+    """Open the data, subsample, split by patient (unless ``splits`` is given)."""
+    fmt = fmt or open_format(cfg.data.spec, cfg.data.options)
+    if cfg.task not in fmt.tasks:
+        raise ConfigError(
+            f"data format {fmt.name!r} does not support task {cfg.task!r} "
+            f"(it supports: {', '.join(fmt.tasks)})"
+        )
+    names = output_names(cfg.task, fmt)
+    if splits is None:
+        from braintumor.data.splits import make_splits
+
+        records = subsample(fmt.records(), cfg.data.limit, cfg.seed)
+        splits = make_splits(
+            records, val_fraction=cfg.data.val_fraction,
+            test_fraction=cfg.data.test_fraction, seed=cfg.seed,
+        )
+    return DataBundle(
+        fmt=fmt,
+        task=cfg.task,
+        image_size=cfg.data.image_size,
+        channels=cfg.data.channels or fmt.natural_channels,
+        crop=resolve_crop(cfg.task, cfg.data.crop),
+        names=names,
+        splits={k: list(splits.get(k, [])) for k in SPLITS},
+        cfg=cfg.data,
+    )

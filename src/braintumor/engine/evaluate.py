@@ -1,0 +1,161 @@
+"""Evaluate a model on one split, once, over every sample.
+
+:func:`evaluate_model` is the single evaluation loop: training uses it for the
+test split of a fresh run, :func:`evaluate_run` for a saved run (its own saved
+split, or a new data set).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from braintumor.engine.data import SPLITS, make_loader, open_format, output_names
+from braintumor.engine.runs import SPLITS_FILE, jsonable, load_run, write_json
+from braintumor.engine.tasks import Task, create_task
+from braintumor.errors import ConfigError, DataError
+
+
+def pick_device(accelerator: str = "auto") -> torch.device:
+    """CUDA when available (and not asked for CPU), else CPU."""
+    if accelerator in ("cpu",) or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    task: Task,
+    loader: DataLoader,
+    loss_fn: nn.Module | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Metrics of ``model`` on every sample of ``loader`` (plus ``loss`` and ``n``)."""
+    was_training = model.training
+    model.eval().to(device)
+    ev = task.evaluator()
+    total, n = 0.0, 0
+    for batch in loader:
+        x = batch["image"].to(device, non_blocking=True)
+        logits = model(x).float()
+        b = x.shape[0]
+        if loss_fn is not None:
+            target = task.target(batch).to(device)
+            total += float(loss_fn.to(device)(logits, target)) * b
+        ev.update(logits.cpu(), batch)
+        n += b
+    model.train(was_training)
+    metrics = ev.compute()
+    return {**({"loss": total / n if n else None} if loss_fn is not None else {}), **metrics,
+            "n": n}
+
+
+def read_splits(run: Path) -> dict[str, list[str]]:
+    """Sample keys per split from ``RUN/splits.json``."""
+    from braintumor.data.splits import load_splits
+
+    path = run / SPLITS_FILE
+    if not path.is_file():
+        raise DataError(f"{run} is not a run folder: {SPLITS_FILE} is missing")
+    return load_splits(path)
+
+
+def _eval_name(split: str, data_spec: str | None) -> str:
+    if data_spec is None:
+        return split
+    name = data_spec.partition(":")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "data"
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data_spec: str | None = None,
+    split: str = "test",
+    options: dict[str, Any] | None = None,
+    *,
+    batch_size: int | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a saved run and write ``RUN/eval_<split>.json`` (or ``eval_<format>.json``).
+
+    Args:
+        run_dir: the run folder.
+        data_spec: ``FORMAT[:PATH]`` of another data set; None evaluates on the run's
+            own data and saved split.
+        split: ``train``, ``val`` or ``test``. With a new data set: ``test`` uses its
+            official test split when it has one, otherwise all of its samples.
+        options: format options for ``data_spec``.
+        batch_size: override the run's batch size.
+        device: ``cpu``/``cuda``; default CUDA when available.
+
+    Returns:
+        The metrics (also written to the JSON file).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}")
+    run = load_run(run_dir)
+    card, cfg = run.card, run.cfg
+    task = create_task(card["task"], card["classes"] if card["task"] == "classification"
+                       else card["mask_channels"], card.get("threshold", 0.5))
+    if data_spec is None:
+        fmt = open_format(card["data"]["spec"], card["data"].get("options"))
+        wanted = read_splits(run.path)[split]
+        by_key = {r.key: r for r in fmt.records()}
+        missing = [k for k in wanted if k not in by_key]
+        if missing:
+            raise DataError(
+                f"{len(missing)} samples of the saved {split} split are no longer in "
+                f"{card['data']['spec']} (e.g. {missing[0]}); the data changed since training"
+            )
+        records = [by_key[k] for k in wanted]
+        used = f"{split} split of {card['data']['spec']}"
+    else:
+        fmt = open_format(data_spec, options)
+        records = fmt.records()
+        if any(r.split == "test" for r in records):  # an official split: respect it
+            if split == "val":
+                raise ConfigError(f"{data_spec} has no validation split; use --split test")
+            records = [r for r in records if (r.split == "test") == (split == "test")]
+            used = f"official {split} split of {data_spec}"
+        elif split != "test":
+            raise ConfigError(
+                f"{data_spec} has no official splits: it is evaluated as a whole; "
+                "use --split test"
+            )
+        else:
+            used = f"all samples of {data_spec}"
+        names = output_names(card["task"], fmt)
+        if names != task.output_names:
+            raise DataError(
+                f"{data_spec} has {card['task']} outputs {names} but the run was trained on "
+                f"{task.output_names}; evaluate on data with the same classes/mask channels"
+            )
+    if not records:
+        raise DataError(f"no samples to evaluate ({used})")
+    from braintumor.data.dataset import SliceDataset
+
+    pre = card["preprocessing"]
+    ds = SliceDataset(fmt, records, image_size=int(pre["image_size"]),
+                      channels=int(pre["channels"]), crop=bool(pre["crop"]))
+    data_cfg = cfg.data
+    if batch_size:
+        data_cfg.batch_size = batch_size
+    loader = make_loader(ds, data_cfg, shuffle=False)
+    loss_fn = task.build_loss(cfg.loss, None, 0.0)
+    metrics = evaluate_model(run.model, task, loader, loss_fn,
+                             device=pick_device(device or cfg.trainer.accelerator))
+    metrics.update(
+        split=split if data_spec is None else _eval_name(split, data_spec),
+        data=data_spec or card["data"]["spec"],
+        model=card["name"],
+        params=card.get("params"),
+    )
+    out = run.path / f"eval_{_eval_name(split, data_spec)}.json"
+    write_json(out, metrics)
+    return jsonable({**metrics, "written": str(out)})

@@ -1,0 +1,155 @@
+"""Predict with a trained run on new images, using exactly the run's preprocessing.
+
+Classification returns class probabilities. Segmentation returns per-pixel
+probabilities on each input's *own* pixel grid: the model sees the image padded to
+a square and resized (:func:`~braintumor.data.preprocess.prepare_sample`), and the
+output is resized back and the padding cut off. Segmentation runs never crop (see
+:mod:`braintumor.engine.data`), which is what makes this inversion exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from braintumor.engine.evaluate import pick_device
+from braintumor.engine.runs import load_run
+from braintumor.engine.tasks import Task, create_task
+from braintumor.errors import DataError
+
+
+def padding_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """Where an ``height x width`` image lies inside its padded square: (top, left, h, w).
+
+    Found by padding an image of ones with the very function training uses, so the
+    inversion can never disagree with the forward geometry.
+    """
+    from braintumor.data.preprocess import pad_to_square
+
+    padded, _ = pad_to_square(np.ones((1, height, width), dtype=np.float32))
+    rows = np.flatnonzero(padded[0].any(axis=1))
+    cols = np.flatnonzero(padded[0].any(axis=0))
+    return int(rows[0]), int(cols[0]), height, width
+
+
+def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """K x S x S probabilities -> K x height x width (undo resize, then the padding)."""
+    side = max(height, width)
+    x = probs[None].float()
+    if x.shape[-1] != side:
+        x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False,
+                          antialias=side < x.shape[-1])
+    top, left, h, w = padding_box(height, width)
+    return x[0, :, top : top + h, left : left + w].clamp(0, 1).cpu().numpy()
+
+
+class Predictor:
+    """A trained model plus its preprocessing.
+
+    Args:
+        model: the network.
+        card: the run's model card (``model.json``).
+        device: where to run; default CUDA when available.
+    """
+
+    def __init__(self, model: nn.Module, card: dict[str, Any], device: str | None = None) -> None:
+        self.card = card
+        self.device = torch.device(device) if device else pick_device()
+        self.model = model.eval().to(self.device)
+        names = card["classes"] if card["task"] == "classification" else card["mask_channels"]
+        self.task: Task = create_task(card["task"], names, float(card.get("threshold", 0.5)))
+        pre = card["preprocessing"]
+        self.image_size = int(pre["image_size"])
+        self.channels = int(pre["channels"])
+        self.crop = bool(pre["crop"])
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str | None = None) -> Predictor:
+        run = load_run(run_dir)
+        return cls(run.model, run.card, device)
+
+    @property
+    def names(self) -> list[str]:
+        """Class names (classification) or mask channel names (segmentation)."""
+        return list(self.task.output_names)
+
+    @property
+    def threshold(self) -> float:
+        return self.task.threshold
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """One C x H x W image as the model saw its training images."""
+        from braintumor.data.preprocess import prepare_sample
+
+        img = np.asarray(image, dtype=np.float32)
+        if img.ndim == 2:
+            img = img[None]
+        if img.ndim != 3:
+            raise DataError(f"expected an image C x H x W, got shape {img.shape}")
+        sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
+        return prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
+
+    @torch.no_grad()
+    def _forward(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        return self.task.postprocess(self.model(x)).cpu()
+
+    def predict_images(
+        self, images: Sequence[np.ndarray], batch_size: int = 16
+    ) -> np.ndarray | list[np.ndarray]:
+        """Probabilities for a list of C x H x W float images on the format's scale.
+
+        Returns:
+            Classification: N x num_classes array. Segmentation: a list of
+            K x H_i x W_i arrays, one per input, on the input's own pixel grid.
+        """
+        if len(images) == 0:
+            return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
+        out: list[Any] = []
+        for i in range(0, len(images), batch_size):
+            chunk = images[i : i + batch_size]
+            batch = np.stack([self.preprocess(im) for im in chunk])
+            probs = self._forward(batch)
+            if self.is_classification:
+                out.append(probs.numpy())
+            else:
+                for im, p in zip(chunk, probs, strict=True):
+                    h, w = np.asarray(im).shape[-2:]
+                    out.append(to_original_grid(p, int(h), int(w)))
+        return np.concatenate(out) if self.is_classification else out
+
+    def predict_volume(self, volume: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """Segment a C x X x Y x Z (or X x Y x Z) volume slice by slice along the last axis.
+
+        Each axial slice is shown to the model the way the volume formats present it
+        (H x W = Y x X, i.e. ``volume[:, :, z].T``, as :mod:`braintumor.data.formats.brats`),
+        and the result is transposed back. Intensities must already be on the run's
+        scale (e.g. z-scored inside the brain for BraTS runs).
+
+        Returns:
+            K x X x Y x Z probabilities.
+        """
+        if self.is_classification:
+            raise DataError("predict_volume needs a segmentation run; this run classifies")
+        vol = np.asarray(volume, dtype=np.float32)
+        if vol.ndim == 3:
+            vol = vol[None]
+        if vol.ndim != 4:
+            raise DataError(f"expected a volume C x X x Y x Z, got shape {vol.shape}")
+        slices = [vol[..., z].transpose(0, 2, 1) for z in range(vol.shape[-1])]
+        probs = self.predict_images(slices, batch_size=batch_size)
+        return np.stack([p.transpose(0, 2, 1) for p in probs], axis=-1)
+
+    def masks(self, probs: np.ndarray) -> np.ndarray:
+        """Binary masks (uint8) from segmentation probabilities at the run's threshold."""
+        return (np.asarray(probs) > self.threshold).astype(np.uint8)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task.name == "classification"

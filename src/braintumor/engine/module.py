@@ -1,0 +1,197 @@
+"""One ``LightningModule`` for every model and both tasks.
+
+The network knows nothing about training; the :class:`~braintumor.engine.tasks.Task`
+knows what differs between classification and segmentation; this module does the
+rest: loss, optimiser, schedule, freeze-then-unfreeze, per-epoch logging and the
+per-epoch history that becomes ``history.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from braintumor.config import OptimConfig
+from braintumor.engine.tasks import ClassificationEvaluator, Evaluator, Task, scalar_metrics
+from braintumor.errors import ConfigError
+
+
+def can_freeze(model: nn.Module) -> bool:
+    """True when the model says which parameters form its head."""
+    return hasattr(model, "freeze_backbone") or hasattr(model, "head_parameters")
+
+
+def set_frozen(model: nn.Module, frozen: bool) -> None:
+    """Train only the head (``frozen``) or everything."""
+    if hasattr(model, "freeze_backbone"):
+        model.freeze_backbone(frozen)  # knows e.g. vgg16_ft's extra trainable block
+        return
+    head = {id(p) for p in model.head_parameters()}  # type: ignore[operator]
+    for p in model.parameters():
+        p.requires_grad_(not frozen or id(p) in head)
+
+
+def cosine_with_warmup(epochs: int, warmup: int) -> Any:
+    """Per-epoch LR factor: linear warm-up to 1, then half a cosine towards 0."""
+    warmup = min(warmup, max(0, epochs - 1))  # a 1-epoch run trains at the full rate
+
+    def factor(epoch: int) -> float:
+        if epoch < warmup:
+            return (epoch + 1) / (warmup + 1)
+        progress = (epoch - warmup) / max(1, epochs - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class BrainTumorModule(L.LightningModule):
+    """Train/validate any registered model on either task.
+
+    Args:
+        model: the network (returns logits).
+        task: the task object.
+        optim: optimiser and schedule settings.
+        epochs: total epochs (for the cosine schedule).
+        loss: loss name (None: the task's default).
+        class_weights: per-class loss weights (classification), or None.
+        freeze_epochs: train only the head for this many epochs.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        optim: OptimConfig,
+        epochs: int,
+        loss: str | None = None,
+        class_weights: Sequence[float] | None = None,
+        freeze_epochs: int = 0,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.optim = optim
+        self.epochs = epochs
+        self.freeze_epochs = freeze_epochs
+        if freeze_epochs > 0 and not can_freeze(model):
+            raise ConfigError(
+                f"model {type(model).__name__} does not name its head parameters, so it "
+                "cannot be frozen; set model.freeze_epochs=0"
+            )
+        self.loss_fn = task.build_loss(loss, class_weights, optim.label_smoothing)
+        self.train_eval: Evaluator = task.train_evaluator()
+        self.val_eval: Evaluator = task.evaluator()
+        self.history: list[dict[str, float]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    # -- training --------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        if self.freeze_epochs > 0:
+            set_frozen(self.model, self.current_epoch < self.freeze_epochs)
+        self.train_eval.reset()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        logits = self.model(batch["image"])
+        loss = self.loss_fn(logits, self.task.target(batch))
+        n = batch["image"].shape[0]
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.train_eval.update(logits, batch)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Validation of this epoch has already run when this hook is called.
+        train = scalar_metrics(self.train_eval.compute())
+        self.log_dict({f"train_{k}": v for k, v in train.items()}, sync_dist=True)
+        row: dict[str, float] = {"epoch": float(self.current_epoch), "lr": self._lr()}
+        for key, value in sorted(self.trainer.callback_metrics.items()):
+            if key.startswith(("train_", "val_")):
+                row[key] = float(value)
+        self.history.append(row)
+
+    def _lr(self) -> float:
+        opt = self.optimizers(use_pl_optimizer=False)
+        return float(opt.param_groups[0]["lr"]) if opt is not None else math.nan
+
+    # -- validation ------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self.val_eval.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self.model(batch["image"])
+        loss = self.loss_fn(logits, self.task.target(batch))
+        n = batch["image"].shape[0]
+        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.val_eval.update(logits, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        ev = self.val_eval
+        if isinstance(ev, ClassificationEvaluator) and self.trainer.world_size > 1:
+            # Under DDP every rank saw a shard: gather all probabilities first so the
+            # selection metric is that of the whole validation split.
+            probs, targets = ev.gathered()
+            all_probs = self.all_gather(probs.to(self.device)).reshape(-1, probs.shape[1])
+            all_targets = self.all_gather(targets.to(self.device)).reshape(-1)
+            ev.replace(all_probs, all_targets)
+            metrics, sync = scalar_metrics(ev.compute()), False
+        else:
+            # Segmentation under DDP: per-rank metrics, averaged across ranks.
+            metrics, sync = scalar_metrics(ev.compute()), self.trainer.world_size > 1
+        finite = {f"val_{k}": v for k, v in metrics.items() if math.isfinite(v)}
+        self.log_dict(finite, sync_dist=sync)
+
+    # -- optimisation ----------------------------------------------------------
+    def _param_groups(self) -> list[dict[str, Any]]:
+        # No weight decay on biases and normalisation weights (1-D tensors).
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        return [
+            {"params": decay, "weight_decay": self.optim.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def configure_optimizers(self) -> Any:
+        o = self.optim
+        groups = self._param_groups()
+        name = o.optimizer.lower()
+        if name == "adam":
+            # Adam's weight_decay is L2 in the gradient (kept for reproducing papers).
+            opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=o.lr)
+        elif name == "adamw":
+            opt = torch.optim.AdamW(groups, lr=o.lr)
+        elif name == "sgd":
+            opt = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
+        else:
+            raise ConfigError(f"unknown optim.optimizer {o.optimizer!r}; use adam, adamw or sgd")
+        sched = o.scheduler.lower()
+        if sched == "none":
+            return opt
+        if sched == "cosine":
+            lam = torch.optim.lr_scheduler.LambdaLR(
+                opt, cosine_with_warmup(self.epochs, o.warmup_epochs)
+            )
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": lam, "interval": "epoch"}}
+        if sched == "plateau":
+            # Stepped on the validation monitor, never on test data.
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode=self.task.monitor_mode, factor=0.5, patience=2
+            )
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {
+                    "scheduler": plateau,
+                    "monitor": f"val_{self.task.monitor}",
+                    "interval": "epoch",
+                },
+            }
+        raise ConfigError(f"unknown optim.scheduler {o.scheduler!r}; use cosine, plateau or none")
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for p in self.model.parameters() if p.requires_grad)

@@ -1,0 +1,104 @@
+"""The Lightning ``Trainer`` built from ``cfg.trainer``, and reading our own checkpoints.
+
+Hardware is configuration, not code: ``accelerator``/``devices``/``num_nodes``/
+``strategy``/``precision`` go straight to Lightning, which also detects ``torchrun``
+and SLURM environments, so one config runs on a laptop CPU or a GPU cluster.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from braintumor.config import Config
+from braintumor.engine.runs import LOGS_DIR
+
+
+def parse_devices(devices: str | int) -> str | int | list[int]:
+    """``"auto"`` / ``"2"`` / ``"0,1"`` -> what ``Trainer(devices=...)`` expects."""
+    if isinstance(devices, int):
+        return devices
+    text = str(devices).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if "," in text:
+        return [int(d) for d in text.split(",") if d.strip()]
+    return text
+
+
+def build_loggers(out: Path) -> list[Logger]:
+    """CSV always; TensorBoard too when it is installed (it is not a dependency)."""
+    loggers: list[Logger] = [CSVLogger(save_dir=str(out), name=LOGS_DIR, version="csv")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(out), name=LOGS_DIR, version="tensorboard"))
+    return loggers
+
+
+def progress_callbacks(enabled: bool) -> list[Callback]:
+    if not enabled:
+        return []
+    if importlib.util.find_spec("rich"):
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        return [RichProgressBar()]
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    return [TQDMProgressBar()]
+
+
+def build_trainer(
+    cfg: Config, out: Path, callbacks: Sequence[Callback], freeze: bool = False
+) -> L.Trainer:
+    """A ``Trainer`` for ``cfg``, logging under ``out/logs``."""
+    t = cfg.trainer
+    strategy = t.strategy
+    if freeze and strategy == "ddp":
+        # Frozen parameters get no gradient; plain DDP would wait for them forever.
+        strategy = "ddp_find_unused_parameters_true"
+    kwargs: dict[str, Any] = {}
+    if t.max_minutes:
+        kwargs["max_time"] = timedelta(minutes=t.max_minutes)
+    if t.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = t.limit_train_batches
+    return L.Trainer(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=parse_devices(t.devices),
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=t.precision,
+        logger=build_loggers(out),
+        callbacks=[*progress_callbacks(t.progress), *callbacks],
+        enable_progress_bar=t.progress,
+        enable_model_summary=t.progress,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=t.deterministic,
+        num_sanity_val_steps=0,  # the sanity pass would feed the val metric twice
+        default_root_dir=str(out / LOGS_DIR),
+        **kwargs,
+    )
+
+
+def checkpoint_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, {"epoch", "global_step"})`` of a checkpoint this run just wrote.
+
+    Read with ``weights_only=True``; only if that refuses an object Lightning stored
+    (the file is our own, written moments ago) fall back to a full load.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    meta = {k: ckpt.get(k) for k in ("epoch", "global_step")}
+    return ckpt["state_dict"], meta

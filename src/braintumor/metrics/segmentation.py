@@ -1,0 +1,291 @@
+"""Segmentation metrics in two stages: per-image counts, then an explicit reduction.
+
+Stage 1 (:func:`confusion_counts`): for every image and mask channel, the pixel
+counts tp, fp, fn, tn of a *binarised* prediction against the truth, and
+(:func:`hd95`) the 95th-percentile Hausdorff distance between their boundaries.
+Stage 2 (:func:`scores_from_counts`, :class:`SegmentationEvaluator`): scores from
+the counts and their means. Nothing else is stored, so evaluation is memory-light.
+
+Empty masks (common: most brain slices contain no tumour):
+
+- A ratio whose denominator is 0 takes its *perfect* value (1; 0 for the error
+  rates FPR and FNR) when the image has no error in that channel (truth and
+  prediction both empty), and is otherwise *undefined*: NaN, left out of the
+  means and counted in ``undefined``. So Dice and IoU are always defined (1 when
+  both are empty, 0 when exactly one is empty); precision is undefined for an
+  empty prediction on a non-empty truth, recall for a non-empty prediction on an
+  empty truth (Dice is 0 in both cases and shows the error).
+- HD95 is 0 when both are empty. When exactly one is empty there is no boundary
+  to measure: by default (``hd95_empty="exclude"``) it is NaN, left out of the
+  mean and counted in ``undefined["hd95"]``; ``hd95_empty="diagonal"`` instead
+  scores it as the image diagonal (the worst possible distance), as BraTS does
+  with its fixed penalty. Distances are in pixels, or in mm when ``spacing``
+  (row, column) is given.
+
+Aggregation (:meth:`SegmentationEvaluator.compute`): per channel, the mean over
+all images (``dice``, ``iou``, ...); per patient, the counts of all slices of a
+patient summed into one volume and scored once (``dice_per_patient_mean``, the
+figure Buda et al. report for LGG), then the mean over patients; the top-level
+numbers are the unweighted mean of the per-channel values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+
+ArrayLike = Tensor | np.ndarray
+METRICS = ("dice", "iou", "miou", "pixel_accuracy", "precision", "recall", "fpr", "fnr", "hd95")
+
+
+def _as_bool(x: ArrayLike, what: str) -> np.ndarray:
+    a = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+    if a.dtype != bool:
+        if ((a != 0) & (a != 1)).any():
+            raise ValueError(
+                f"{what} must be binary 0/1; threshold probabilities first (logits_to_masks)"
+            )
+        a = a.astype(bool)
+    return a
+
+
+def confusion_counts(pred: ArrayLike, target: ArrayLike) -> np.ndarray:
+    """Pixel counts of binary masks ``... x H x W``: array ``... x 4`` of (tp, fp, fn, tn)."""
+    p, t = _as_bool(pred, "prediction"), _as_bool(target, "target")
+    if p.shape != t.shape:
+        raise ValueError(f"prediction shape {p.shape} != target shape {t.shape}")
+    tp = (p & t).sum((-2, -1))
+    fp = (p & ~t).sum((-2, -1))
+    fn = (~p & t).sum((-2, -1))
+    tn = p.shape[-2] * p.shape[-1] - tp - fp - fn
+    return np.stack([tp, fp, fn, tn], axis=-1).astype(np.int64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, errors: np.ndarray, perfect: float) -> np.ndarray:
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    out[(den == 0) & (errors == 0)] = perfect
+    return out
+
+
+def scores_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-entry scores from ``... x 4`` counts, following the empty-mask rule above."""
+    tp, fp, fn, tn = (counts[..., i].astype(np.float64) for i in range(4))
+    err = fp + fn
+    iou = _ratio(tp, tp + fp + fn, err, 1.0)
+    iou_bg = _ratio(tn, tn + fp + fn, err, 1.0)  # IoU of the background class
+    return {
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn, err, 1.0),
+        "iou": iou,
+        "miou": (iou + iou_bg) / 2,  # mean over the foreground and background classes
+        "pixel_accuracy": (tp + tn) / np.maximum(tp + fp + fn + tn, 1),
+        "precision": _ratio(tp, tp + fp, err, 1.0),
+        "recall": _ratio(tp, tp + fn, err, 1.0),
+        "fpr": _ratio(fp, fp + tn, err, 0.0),
+        "fnr": _ratio(fn, tp + fn, err, 0.0),
+    }
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    # Pixels on the image border count as boundary (erosion pads with background).
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def hd95(
+    pred: ArrayLike,
+    target: ArrayLike,
+    spacing: Sequence[float] | None = None,
+    empty: str = "exclude",
+) -> float:
+    """95th-percentile symmetric Hausdorff distance between two 2D binary masks.
+
+    The larger of the two directed 95th percentiles of boundary-to-boundary
+    distances (as MONAI's ``compute_hausdorff_distance(percentile=95)``).
+
+    Args:
+        pred: H x W prediction.
+        target: H x W truth.
+        spacing: (row, column) pixel size in mm; pixels when None.
+        empty: when exactly one mask is empty: ``"exclude"`` -> NaN, ``"diagonal"``
+            -> the image diagonal.
+    """
+    p, t = _as_bool(pred, "prediction"), _as_bool(target, "target")
+    if p.ndim != 2 or p.shape != t.shape:
+        raise ValueError(f"hd95 needs two H x W masks, got {p.shape} and {t.shape}")
+    sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0)
+    if not p.any() and not t.any():
+        return 0.0
+    if not p.any() or not t.any():
+        if empty == "diagonal":
+            return float(np.hypot(p.shape[0] * sp[0], p.shape[1] * sp[1]))
+        return float("nan")
+    bp, bt = _boundary(p), _boundary(t)
+    to_t = ndimage.distance_transform_edt(~bt, sampling=sp)  # distance to nearest truth boundary
+    to_p = ndimage.distance_transform_edt(~bp, sampling=sp)
+    return float(max(np.percentile(to_t[bp], 95), np.percentile(to_p[bt], 95)))
+
+
+def logits_to_masks(logits: Tensor, mode: str = "binary", threshold: float = 0.5) -> Tensor:
+    """Binarise logits B x C x H x W into uint8 masks B x K x H x W.
+
+    ``binary``/``multilabel``: sigmoid > threshold per channel (K = C).
+    ``multiclass``: arg-max over channels, background channel 0 dropped (K = C - 1).
+    """
+    if mode == "multiclass":
+        idx = logits.argmax(1)
+        return (
+            torch.nn.functional.one_hot(idx, logits.shape[1]).movedim(-1, 1)[:, 1:].to(torch.uint8)
+        )
+    return (logits.sigmoid() > threshold).to(torch.uint8)
+
+
+def brats_regions(labels_mask: ArrayLike) -> ArrayLike:
+    """Convert NCR/ED/ET channel masks (``... x 3 x H x W``) to the nested WT/TC/ET regions.
+
+    WT (whole tumour) = NCR | ED | ET, TC (tumour core) = NCR | ET, ET = ET.
+    Returns the same type and dtype as the input.
+    """
+    if labels_mask.shape[-3] != 3:
+        raise ValueError(
+            f"brats_regions expects 3 channels (NCR, ED, ET), got shape {tuple(labels_mask.shape)}"
+        )
+    if isinstance(labels_mask, Tensor):
+        ncr, ed, et = (labels_mask.select(-3, i) != 0 for i in range(3))
+        return torch.stack([ncr | ed | et, ncr | et, et], dim=-3).to(labels_mask.dtype)
+    m = np.asarray(labels_mask) != 0
+    ncr, ed, et = m[..., 0, :, :], m[..., 1, :, :], m[..., 2, :, :]
+    return np.stack([ncr | ed | et, ncr | et, et], axis=-3).astype(np.asarray(labels_mask).dtype)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+class SegmentationEvaluator:
+    """Accumulates per-image counts and HD95 over batches; reduces once in :meth:`compute`.
+
+    Args:
+        channel_names: one name per mask channel, e.g. ``["tumor"]`` or ``["WT", "TC", "ET"]``.
+        spacing: (row, column) pixel size in mm for HD95; pixels when None.
+        hd95_empty: rule for HD95 when exactly one mask is empty (see module docstring).
+    """
+
+    def __init__(
+        self,
+        channel_names: Sequence[str],
+        spacing: Sequence[float] | None = None,
+        hd95_empty: str = "exclude",
+    ) -> None:
+        if hd95_empty not in ("exclude", "diagonal"):
+            raise ValueError(f"hd95_empty must be 'exclude' or 'diagonal', got {hd95_empty!r}")
+        self.channel_names = list(channel_names)
+        self.spacing = spacing
+        self.hd95_empty = hd95_empty
+        self.reset()
+
+    def reset(self) -> None:
+        self._counts: list[np.ndarray] = []  # B x K x 4 per batch
+        self._hd95: list[np.ndarray] = []  # B x K per batch
+        self._patients: list[str] = []
+
+    def update(
+        self, pred_bin: ArrayLike, target: ArrayLike, patient_ids: Sequence[str] | None = None
+    ) -> None:
+        """Add a batch of binary masks B x K x H x W; ``patient_ids`` groups slices into volumes."""
+        p, t = _as_bool(pred_bin, "prediction"), _as_bool(target, "target")
+        if p.ndim != 4 or p.shape != t.shape or p.shape[1] != len(self.channel_names):
+            raise ValueError(
+                f"expected prediction and target B x {len(self.channel_names)} x H x W, "
+                f"got {p.shape} and {t.shape}"
+            )
+        b = p.shape[0]
+        if patient_ids is None:  # every image is its own "patient"
+            patient_ids = [f"image{len(self._patients) + i}" for i in range(b)]
+        if len(patient_ids) != b:
+            raise ValueError(f"{len(patient_ids)} patient ids for a batch of {b} images")
+        self._counts.append(confusion_counts(p, t))
+        hd = [
+            [hd95(p[i, k], t[i, k], self.spacing, self.hd95_empty) for k in range(p.shape[1])]
+            for i in range(b)
+        ]
+        self._hd95.append(np.asarray(hd, dtype=np.float64).reshape(b, p.shape[1]))
+        self._patients.extend(str(x) for x in patient_ids)
+
+    def per_image(self) -> list[dict[str, Any]]:
+        """One record per image: patient id and per-channel Dice and HD95 (for reports)."""
+        if not self._counts:
+            return []
+        dice = scores_from_counts(np.concatenate(self._counts))["dice"]
+        hd = np.concatenate(self._hd95)
+        return [
+            {
+                "patient_id": pid,
+                **{f"dice_{c}": float(dice[i, k]) for k, c in enumerate(self.channel_names)},
+                **{f"hd95_{c}": float(hd[i, k]) for k, c in enumerate(self.channel_names)},
+            }
+            for i, pid in enumerate(self._patients)
+        ]
+
+    def compute(self) -> dict[str, Any]:
+        """Means per channel and overall; ``None`` where no image had a defined value."""
+        if not self._counts:
+            raise ValueError("SegmentationEvaluator.compute() called before any update()")
+        counts = np.concatenate(self._counts)  # N x K x 4
+        scores = scores_from_counts(counts)
+        scores["hd95"] = np.concatenate(self._hd95)
+        patients = sorted(set(self._patients))
+        index = {pid: j for j, pid in enumerate(patients)}
+        rows = np.array([index[pid] for pid in self._patients])
+        volume = np.zeros((len(patients), *counts.shape[1:]), dtype=np.int64)
+        np.add.at(volume, rows, counts)  # slices of one patient summed into one volume
+        vol_scores = scores_from_counts(volume)
+
+        truth_any, pred_any = (
+            (counts[..., 0] + counts[..., 2]) > 0,
+            (counts[..., 0] + counts[..., 1]) > 0,
+        )
+        per_channel: dict[str, dict[str, Any]] = {}
+        for k, name in enumerate(self.channel_names):
+            ch: dict[str, Any] = {m: _mean(scores[m][:, k]) for m in METRICS}
+            ch["dice_per_patient_mean"] = _mean(vol_scores["dice"][:, k])
+            ch["iou_per_patient_mean"] = _mean(vol_scores["iou"][:, k])
+            ch["undefined"] = {m: int(np.isnan(scores[m][:, k]).sum()) for m in METRICS}
+            ch["empty"] = {
+                "both": int((~truth_any[:, k] & ~pred_any[:, k]).sum()),
+                "truth_only": int((~truth_any[:, k] & pred_any[:, k]).sum()),
+                "prediction_only": int((truth_any[:, k] & ~pred_any[:, k]).sum()),
+            }
+            per_channel[name] = ch
+
+        keys = [*METRICS, "dice_per_patient_mean", "iou_per_patient_mean"]
+        out: dict[str, Any] = {}
+        for m in keys:
+            vals = [per_channel[c][m] for c in self.channel_names if per_channel[c][m] is not None]
+            out[m] = float(np.mean(vals)) if vals else None
+        out["undefined"] = {
+            m: sum(per_channel[c]["undefined"][m] for c in self.channel_names) for m in METRICS
+        }
+        out.update(
+            per_channel=per_channel,
+            n=int(counts.shape[0]),
+            n_patients=len(patients),
+            channels=list(self.channel_names),
+            aggregation=self._aggregation(),
+        )
+        return out
+
+    def _aggregation(self) -> dict[str, str]:
+        unit = "pixels" if self.spacing is None else "mm (pixel spacing)"
+        empty = "excluded (NaN)" if self.hd95_empty == "exclude" else "image diagonal"
+        return {
+            "per_image": "score per image and channel, mean over all images (undefined left out)",
+            "per_patient": "slice counts summed per patient (a volume), scored, mean over patients",
+            "channels": "top-level value = unweighted mean of the per-channel values",
+            "hd95": f"in {unit}; exactly one mask empty -> {empty}",
+        }

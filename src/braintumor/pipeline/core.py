@@ -1,0 +1,148 @@
+"""The two-stage pipeline: a classifier gates a segmenter, slice by slice.
+
+Both stages are :class:`~braintumor.engine.inference.Predictor` objects (anything with
+the same small surface works, which is how the tests use stubs). Each stage sees the
+scan on the intensity scale of the data it was trained on (see
+:mod:`braintumor.pipeline.inputs`) and with its own preprocessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from braintumor.data.registry import parse_spec
+from braintumor.errors import ConfigError
+from braintumor.pipeline.gating import gate_mask, no_tumor_index, tumor_probability
+from braintumor.pipeline.inputs import ScanInput
+
+# Formats whose images are z-scored per volume; every other format is on [0, 1].
+ZSCORE_FORMATS = frozenset({"brats"})
+
+
+class Stage(Protocol):
+    """What the pipeline needs from a model (:class:`Predictor` provides it)."""
+
+    card: dict[str, Any]
+    is_classification: bool
+
+    @property
+    def names(self) -> list[str]: ...
+
+    def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> Any: ...
+
+    def masks(self, probs: np.ndarray) -> np.ndarray: ...
+
+
+def input_scale(card: dict[str, Any]) -> str:
+    """``zscore`` or ``unit``: the intensity scale of the data a run was trained on."""
+    name, _ = parse_spec(str(card.get("data", {}).get("spec", "")))
+    return "zscore" if name in ZSCORE_FORMATS else "unit"
+
+
+@dataclass
+class SliceResult:
+    """What the pipeline says about one slice."""
+
+    probs: np.ndarray  # C class probabilities
+    tumor_prob: float  # 1 - P(no tumor)
+    kept: bool  # the gate let the segmenter's mask through
+    raw_mask: np.ndarray  # K x H x W uint8, the segmenter alone
+    mask: np.ndarray  # K x H x W uint8, after the gate
+
+
+def progress(items: Sequence[Any], description: str, enabled: bool = True) -> Iterator[Any]:
+    """Iterate with a progress bar on stderr (rich) when ``enabled``."""
+    if not enabled:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(items, description=description, console=Console(stderr=True),
+                     transient=True)
+
+
+class TwoStagePipeline:
+    """Classifier gate + segmenter.
+
+    Args:
+        classifier: a classification stage whose classes include a no-tumor class.
+        segmenter: a segmentation stage.
+        threshold: minimum tumor probability for the segmenter's mask to be kept.
+    """
+
+    def __init__(self, classifier: Stage, segmenter: Stage, threshold: float = 0.5) -> None:
+        if not classifier.is_classification:
+            raise ConfigError("--classifier must be a classification run; this one segments")
+        if segmenter.is_classification:
+            raise ConfigError("--segmenter must be a segmentation run; this one classifies")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--threshold must be in [0, 1], got {threshold}")
+        no_tumor_index(classifier.names)  # fail now, not after the first batch
+        self.classifier, self.segmenter, self.threshold = classifier, segmenter, threshold
+
+    @classmethod
+    def from_runs(cls, classifier_run: str | Path, segmenter_run: str | Path,
+                  threshold: float = 0.5, device: str | None = None) -> TwoStagePipeline:
+        from braintumor.engine.inference import Predictor
+
+        return cls(Predictor.from_run(classifier_run, device),
+                   Predictor.from_run(segmenter_run, device), threshold)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.classifier.names)
+
+    @property
+    def mask_channels(self) -> list[str]:
+        return list(self.segmenter.names)
+
+    def predict(
+        self,
+        cls_images: Sequence[np.ndarray],
+        seg_images: Sequence[np.ndarray] | None = None,
+        *,
+        batch_size: int = 16,
+        show_progress: bool = False,
+        description: str = "pipeline",
+    ) -> list[SliceResult]:
+        """Run both stages on a list of C x H x W slices.
+
+        Args:
+            cls_images: slices on the classifier's intensity scale.
+            seg_images: the same slices on the segmenter's scale (default: ``cls_images``).
+            batch_size: slices per forward pass.
+            show_progress: draw a progress bar (long inputs).
+            description: progress bar label.
+        """
+        seg_images = cls_images if seg_images is None else seg_images
+        if len(seg_images) != len(cls_images):
+            raise ValueError("cls_images and seg_images must hold the same slices")
+        starts = list(range(0, len(cls_images), batch_size))
+        results: list[SliceResult] = []
+        for i in progress(starts, description, show_progress and len(starts) > 1):
+            chunk = slice(i, i + batch_size)
+            probs = np.asarray(self.classifier.predict_images(cls_images[chunk], batch_size))
+            tprob = tumor_probability(probs, self.classes)
+            seg = self.segmenter.predict_images(seg_images[chunk], batch_size)
+            for p, t, sp in zip(probs, tprob, seg, strict=True):
+                raw = self.segmenter.masks(sp).astype(np.uint8)
+                gated = gate_mask(raw, float(t), self.threshold)
+                results.append(SliceResult(p, float(t), float(t) >= self.threshold, raw, gated))
+        return results
+
+    def predict_scan(self, scan: ScanInput, *, batch_size: int = 16,
+                     show_progress: bool = True) -> list[SliceResult]:
+        """Every slice of one input (each stage on its own intensity scale)."""
+        cls_scale = input_scale(self.classifier.card)
+        seg_scale = input_scale(self.segmenter.card)
+        cls_images = scan.slices(cls_scale)
+        seg_images = cls_images if seg_scale == cls_scale else scan.slices(seg_scale)
+        return self.predict(cls_images, seg_images, batch_size=batch_size,
+                            show_progress=show_progress and scan.n_slices > batch_size,
+                            description=f"{scan.name}")

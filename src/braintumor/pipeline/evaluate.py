@@ -1,0 +1,220 @@
+"""Gated vs un-gated: what the classifier gate does to segmentation, on one patient split.
+
+Both variants are scored on the same slices at each slice's own resolution:
+Dice / IoU / mIoU per image and per patient (slice counts summed per patient), HD95,
+and what the gate is for: false-positive pixels and slices on healthy slices (no
+tumor in the truth), and what it costs: tumor slices wrongly emptied by the gate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.data import Record, create_format, parse_spec
+from braintumor.data.io import robust_scale
+from braintumor.errors import DataError
+from braintumor.metrics.segmentation import SegmentationEvaluator
+from braintumor.pipeline.core import TwoStagePipeline, input_scale, progress
+
+METRICS_FILE = "pipeline_metrics.json"
+HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
+
+
+def _same_data(spec_a: str, spec_b: str) -> bool:
+    (na, pa), (nb, pb) = parse_spec(spec_a), parse_spec(spec_b)
+    if na != nb:
+        return False
+    if pa is None or pb is None:
+        return pa == pb
+    return Path(pa).expanduser().resolve() == Path(pb).expanduser().resolve()
+
+
+def choose_split(segmenter_run: Path, seg_card: dict[str, Any], seg_cfg: Any, data_spec: str,
+                 records: list[Record], split: str) -> tuple[list[Record], str]:
+    """The records of ``split`` and a sentence saying where the split comes from."""
+    from braintumor.data.splits import load_splits, make_splits
+
+    by_key = {r.key: r for r in records}
+    saved = segmenter_run / "splits.json"
+    if saved.is_file() and _same_data(seg_card["data"]["spec"], data_spec):
+        keys = load_splits(saved).get(split, [])
+        if keys and all(k in by_key for k in keys):
+            return [by_key[k] for k in keys], f"the segmenter's saved splits.json ({split})"
+    fresh = make_splits(records, val_fraction=seg_cfg.data.val_fraction,
+                        test_fraction=seg_cfg.data.test_fraction, seed=seg_cfg.seed)
+    return list(fresh[split]), (
+        f"a fresh patient split of {data_spec} with the segmenter's seed {seg_cfg.seed} "
+        f"({split}); the saved split did not match this data"
+    )
+
+
+def _rescale(image: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Bring a slice from one intensity scale to another (per channel, per slice)."""
+    if src == dst:
+        return image
+    if dst == "unit":
+        return np.stack([robust_scale(c) for c in image])
+    from braintumor.data.formats.brats import zscore_brain
+
+    return np.stack([zscore_brain(c) for c in image])
+
+
+def _classifier_overlap(classifier_run: Path, keys: set[str]) -> int:
+    """Test slices the classifier saw in training (same data set only)."""
+    from braintumor.data.splits import load_splits
+
+    path = classifier_run / "splits.json"
+    if not path.is_file():
+        return 0
+    saved = load_splits(path)
+    return len(keys & set(saved.get("train", [])) | keys & set(saved.get("val", [])))
+
+
+class _Tally:
+    """Evaluator plus the healthy-slice and emptied-slice counts of one variant."""
+
+    def __init__(self, channels: list[str]) -> None:
+        self.ev = SegmentationEvaluator(channels)
+        self.fp_pixels = self.fp_slices = 0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray, pid: str) -> None:
+        self.ev.update(pred[None], truth[None], [pid])
+        if not truth.any():  # a healthy slice: every predicted pixel is a false positive
+            self.fp_pixels += int(pred.any(axis=0).sum())
+            self.fp_slices += int(pred.any())
+
+    def summary(self, n_healthy: int) -> dict[str, Any]:
+        m = self.ev.compute()
+        return {
+            **{k: m.get(k) for k in HEADLINE},
+            "fp_pixels_healthy": self.fp_pixels,
+            "fp_slices_healthy": self.fp_slices,
+            "fp_slice_rate_healthy": self.fp_slices / n_healthy if n_healthy else None,
+            "per_channel": {c: {k: v.get(k) for k in HEADLINE}
+                            for c, v in m["per_channel"].items()},
+        }
+
+
+def evaluate_pipeline(
+    classifier_run: str | Path,
+    segmenter_run: str | Path,
+    data_spec: str,
+    out: str | Path,
+    split: str = "test",
+    threshold: float = 0.5,
+    *,
+    options: dict[str, Any] | None = None,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Score gated and un-gated segmentation on ``split`` of ``data_spec``.
+
+    Writes ``out/pipeline_metrics.json`` and returns the same dict.
+    """
+    from braintumor.engine.runs import load_run, write_json
+
+    seg_run = load_run(segmenter_run)
+    pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device)
+    if options is None and _same_data(seg_run.card["data"]["spec"], data_spec):
+        options = seg_run.card["data"].get("options") or {}
+    fmt = create_format(data_spec, **(options or {}))
+    if list(fmt.mask_channels) != pipe.mask_channels:
+        raise DataError(
+            f"{data_spec} has mask channels {list(fmt.mask_channels) or 'none'} but the "
+            f"segmenter predicts {pipe.mask_channels}; evaluate on data with the same masks"
+        )
+    records, source = choose_split(Path(segmenter_run), seg_run.card, seg_run.cfg, data_spec,
+                                   fmt.records(), split)
+    if not records:
+        raise DataError(f"the {split} split of {data_spec} is empty; nothing to evaluate")
+    data_scale = "zscore" if parse_spec(data_spec)[0] == "brats" else "unit"
+    cls_scale, seg_scale = input_scale(pipe.classifier.card), input_scale(pipe.segmenter.card)
+    gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
+    n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
+    batch = 16
+    for i in progress(range(0, len(records), batch), f"pipeline on {split}", show_progress):
+        samples = [fmt.load(rec) for rec in records[i : i + batch]]
+        results = pipe.predict([_rescale(s["image"], data_scale, cls_scale) for s in samples],
+                               [_rescale(s["image"], data_scale, seg_scale) for s in samples],
+                               batch_size=batch)
+        for s, r in zip(samples, results, strict=True):
+            truth = np.asarray(s["mask"], dtype=np.uint8)
+            pid = str(s["patient_id"])
+            ungated.add(r.raw_mask, truth, pid)
+            gated.add(r.mask, truth, pid)
+            tumor = bool(truth.any())
+            n_tumor += tumor
+            n_healthy += not tumor
+            gate_tp += tumor and r.kept
+            gate_tn += (not tumor) and (not r.kept)
+            emptied_hit += tumor and not r.kept and bool(r.raw_mask.any())
+    result = {
+        "classifier": str(classifier_run),
+        "segmenter": str(segmenter_run),
+        "data": data_spec,
+        "split": split,
+        "split_source": source,
+        "threshold": threshold,
+        "n_images": len(records),
+        "n_patients": len({r.patient_id for r in records}),
+        "n_healthy_slices": n_healthy,
+        "n_tumor_slices": n_tumor,
+        "classifier_saw_test_slices": _classifier_overlap(Path(classifier_run),
+                                                          {r.key for r in records}),
+        "ungated": ungated.summary(n_healthy),
+        "gated": gated.summary(n_healthy),
+        "gate": {
+            "tumor_slices_wrongly_emptied": n_tumor - gate_tp,
+            "wrongly_emptied_where_segmenter_found_tumor": emptied_hit,
+            "healthy_slices_emptied": gate_tn,
+            "sensitivity": gate_tp / n_tumor if n_tumor else None,
+            "specificity": gate_tn / n_healthy if n_healthy else None,
+        },
+        "resolution": "each slice at its own size (the segmenter's output mapped back)",
+    }
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / METRICS_FILE, result)
+    return result
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(metric, un-gated, gated) rows of a ``pipeline_metrics.json`` dict, for tables."""
+    u, g = result["ungated"], result["gated"]
+    rows = [
+        ("Dice (mean per image)", "dice"),
+        ("IoU (mean per image)", "iou"),
+        ("mIoU (tumor + background)", "miou"),
+        ("Dice (mean per patient)", "dice_per_patient_mean"),
+        ("IoU (mean per patient)", "iou_per_patient_mean"),
+        ("HD95 (px, both non-empty)", "hd95"),
+        (f"FP pixels on {result['n_healthy_slices']} healthy slices", "fp_pixels_healthy"),
+        ("FP slices among healthy slices", "fp_slices_healthy"),
+    ]
+    out = [(label, _fmt(u.get(k)), _fmt(g.get(k))) for label, k in rows]
+    out.append((f"tumor slices emptied (of {result['n_tumor_slices']})", "0",
+                _fmt(result["gate"]["tumor_slices_wrongly_emptied"])))
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text side-by-side table of gated vs un-gated metrics."""
+    rows = [("metric", "segmenter alone", f"gated (p >= {result['threshold']})"),
+            *comparison_rows(result)]
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{a:<{w[0]}}  {b:>{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    head = (f"{result['n_images']} slices of {result['n_patients']} patients, "
+            f"{result['split']} split from {result['split_source']}")
+    return head + "\n" + "\n".join(lines)

@@ -1,0 +1,177 @@
+"""What a user hands the pipeline: 2D slices, NIfTI volumes, DICOM series, BraTS cases.
+
+Every input becomes a :class:`ScanInput`: a stack of 2D slices (C x H x W each, in
+display orientation) plus what is needed to map per-slice masks back into the
+input's own geometry (affine and header for volumes) and to measure them (pixel
+spacing in mm where the file records it).
+
+Intensities: models expect the scale of the data set they were trained on, so the
+scan is kept on its own scale here and scaled per model by :meth:`ScanInput.slices`:
+``unit`` ([0, 1]: 8-bit files / 255, anything else by robust percentiles over the
+whole volume) or ``zscore`` (zero mean, unit variance inside the non-zero "brain"
+voxels of each channel and volume, 0 outside: what the ``brats`` format does).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.data.io import (
+    DICOM_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    VOLUME_EXTENSIONS,
+    image_spacing,
+    read_dicom_series,
+    read_image,
+    read_volume,
+    robust_scale,
+)
+from braintumor.data.formats.brats import MODALITIES as BRATS_MODALITIES
+from braintumor.data.formats.brats import find_case_files, zscore_brain
+from braintumor.errors import DataError
+
+SCALES = ("unit", "zscore")
+
+
+@dataclass
+class ScanInput:
+    """One input scan as a stack of display-oriented 2D slices.
+
+    Attributes:
+        path: the file or folder given by the user.
+        name: a file-name-safe stem for the outputs.
+        kind: ``image``, ``volume`` (NIfTI), ``dicom`` (series folder) or ``brats``.
+        data: C x H x W (image) or C x Z x H x W (volume kinds), on the file's own scale.
+        spacing: in-plane pixel size (row, column) in mm, or None when unknown.
+        slice_thickness: distance between slices in mm (volume kinds), else None.
+        affine, header: NIfTI geometry to write masks with (volume kinds).
+        channel_names: names of the C image channels.
+        display_channel: the channel shown in gray on overlays (FLAIR for BraTS).
+    """
+
+    path: Path
+    name: str
+    kind: str
+    data: np.ndarray
+    spacing: tuple[float, float] | None = None
+    slice_thickness: float | None = None
+    affine: np.ndarray | None = None
+    header: Any = None
+    channel_names: list[str] = field(default_factory=list)
+    display_channel: int = 0
+    unit_scaled: bool = False  # data already on [0, 1] (read_image's scale)
+
+    @property
+    def is_volume(self) -> bool:
+        return self.kind != "image"
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.data.shape[1]) if self.is_volume else 1
+
+    def slices(self, scale: str = "unit") -> list[np.ndarray]:
+        """All slices as float32 C x H x W arrays on ``scale`` (``unit`` or ``zscore``)."""
+        if scale not in SCALES:
+            raise ValueError(f"unknown intensity scale {scale!r}; use one of {SCALES}")
+        vol = self.data if self.is_volume else self.data[:, None]  # C x Z x H x W
+        if scale == "unit":
+            out = vol if self.unit_scaled else np.stack([robust_scale(c) for c in vol])
+        else:
+            out = np.stack([zscore_brain(np.nan_to_num(c)) for c in vol])
+        return [np.ascontiguousarray(out[:, z], dtype=np.float32) for z in range(out.shape[1])]
+
+    def mask_volume(self, masks: list[np.ndarray]) -> np.ndarray:
+        """Per-slice K x H x W masks -> K x X x Y x Z in the input's voxel order."""
+        stack = np.stack(masks, axis=1)  # K x Z x H x W, slices were vol[:, :, z].T
+        return np.ascontiguousarray(stack.transpose(0, 3, 2, 1))
+
+    @property
+    def voxel_volume_ml(self) -> float | None:
+        """Volume of one voxel in mL (volume kinds with known spacing)."""
+        if self.spacing is None or self.slice_thickness is None:
+            return None
+        return self.spacing[0] * self.spacing[1] * self.slice_thickness / 1000.0
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".nii.gz", *VOLUME_EXTENSIONS, *IMAGE_EXTENSIONS, *DICOM_EXTENSIONS):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "input"
+
+
+def _axial_slices(vol: np.ndarray) -> np.ndarray:
+    """X x Y x Z -> Z x H x W with slice z = ``vol[:, :, z].T``: the orientation the
+    ``brats`` format trains on (and a DICOM slice's own rows x columns)."""
+    return np.ascontiguousarray(vol.transpose(2, 1, 0))
+
+
+def _nifti_spacing(header: Any) -> tuple[tuple[float, float], float]:
+    zx, zy, zz = (float(z) for z in header.get_zooms()[:3])
+    return (zy, zx), zz  # display rows run along Y, columns along X
+
+
+def _load_brats(folder: Path, files: dict[str, Path]) -> ScanInput:
+    missing = [m for m in BRATS_MODALITIES if m not in files]
+    if missing:
+        raise DataError(
+            f"{folder}: BraTS case lacks {', '.join(missing)}; it needs *_flair, *_t1, "
+            "*_t1ce and *_t2 .nii.gz files"
+        )
+    vols, ref = [], None
+    for m in BRATS_MODALITIES:
+        vol, affine, header = read_volume(files[m])
+        if ref is None:
+            ref = (vol.shape, affine, header)
+        elif vol.shape != ref[0]:
+            raise DataError(f"{files[m]}: shape {vol.shape} differs from the case's {ref[0]}")
+        vols.append(_axial_slices(vol))
+    assert ref is not None
+    spacing, thick = _nifti_spacing(ref[2])
+    return ScanInput(folder, _stem(folder), "brats", np.stack(vols), spacing, thick, ref[1],
+                     ref[2], list(BRATS_MODALITIES), BRATS_MODALITIES.index("flair"))
+
+
+def load_input(path: str | Path) -> ScanInput:
+    """Read one input: an image file, a NIfTI volume, a DICOM series folder or a BraTS case.
+
+    Raises:
+        DataError: for a missing path, an unsupported file or an unrecognised folder.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{p}: input not found; check the path")
+    if p.is_dir():
+        files = find_case_files(p)
+        if "flair" in files:
+            return _load_brats(p, files)
+        if any(f.name.lower().endswith(VOLUME_EXTENSIONS) for f in p.iterdir()):
+            raise DataError(
+                f"{p}: holds NIfTI files but is not a BraTS case (no *_flair.nii.gz); "
+                "pass the .nii/.nii.gz files themselves"
+            )
+        vol, affine, spacing = read_dicom_series(p)  # raises a clear DataError when not DICOM
+        return ScanInput(p, _stem(p), "dicom", _axial_slices(vol)[None], (spacing[1], spacing[0]),
+                         spacing[2], affine, None, ["dicom"])
+    lower = p.name.lower()
+    if lower.endswith(VOLUME_EXTENSIONS):
+        vol, affine, header = read_volume(p)
+        spacing, thick = _nifti_spacing(header)
+        return ScanInput(p, _stem(p), "volume", _axial_slices(vol)[None], spacing, thick,
+                         affine, header, ["volume"])
+    if lower.endswith(IMAGE_EXTENSIONS + DICOM_EXTENSIONS):
+        image = read_image(p)
+        sp = image_spacing(p)
+        return ScanInput(p, _stem(p), "image", image, (sp[0], sp[1]) if sp else None,
+                         channel_names=["image"] * image.shape[0], unit_scaled=True)
+    raise DataError(
+        f"{p}: unsupported input; give PNG/JPEG/TIFF/DICOM images, .nii/.nii.gz volumes, "
+        "a DICOM series folder or a BraTS case folder"
+    )

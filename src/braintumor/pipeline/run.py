@@ -1,0 +1,87 @@
+"""``braintumor pipeline``: scans in, findings out.
+
+For each input (see :func:`~braintumor.pipeline.inputs.load_input`) the two-stage
+pipeline runs on every slice and :mod:`braintumor.pipeline.outputs` writes the mask
+files, overlays and a JSON summary into ``out/<input name>/``; ``out/summary.json``
+lists all inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from braintumor.pipeline.core import TwoStagePipeline
+from braintumor.pipeline.inputs import ScanInput, load_input
+from braintumor.pipeline.outputs import write_image_outputs, write_volume_outputs
+
+
+def _unique_name(scan: ScanInput, used: set[str]) -> str:
+    name, i = scan.name, 1
+    while name in used:  # two inputs called scan.png in different folders
+        i += 1
+        name = f"{scan.name}_{i}"
+    used.add(name)
+    return name
+
+
+def process_input(pipe: TwoStagePipeline, scan: ScanInput, out: Path,
+                  show_progress: bool = True) -> dict[str, Any]:
+    """Run the pipeline on one loaded input and write its outputs into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = pipe.predict_scan(scan, show_progress=show_progress)
+    if scan.is_volume:
+        found = write_volume_outputs(scan, results, pipe.classes, pipe.mask_channels, out)
+    else:
+        found = write_image_outputs(scan, results[0], pipe.classes, pipe.mask_channels, out)
+    summary = {
+        "input": str(scan.path),
+        "name": scan.name,
+        "kind": scan.kind,
+        "shape": list(scan.data.shape),
+        "channels": scan.channel_names,
+        "threshold": pipe.threshold,
+        "classes": pipe.classes,
+        "mask_channels": pipe.mask_channels,
+        **found,
+    }
+    (out / f"{scan.name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def run_pipeline(
+    classifier_run: str | Path,
+    segmenter_run: str | Path,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    threshold: float = 0.5,
+    *,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Gate ``segmenter_run`` by ``classifier_run`` on every input; write findings to ``out``.
+
+    Returns:
+        One summary dict per input (as in its JSON file).
+    """
+    pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device)
+    out = Path(out).expanduser()
+    scans = [load_input(p) for p in inputs]  # read everything first: bad paths fail fast
+    used: set[str] = set()
+    summaries = []
+    for scan in scans:
+        scan.name = _unique_name(scan, used)
+        summaries.append(process_input(pipe, scan, out / scan.name, show_progress))
+    index = {
+        "classifier": str(classifier_run),
+        "segmenter": str(segmenter_run),
+        "threshold": threshold,
+        "inputs": [{"input": s["input"], "class": s["class"],
+                    "tumor_probability": s["tumor_probability"],
+                    "json": str(out / s["name"] / f"{s['name']}.json")}
+                   for s in summaries],
+    }
+    (out / "summary.json").write_text(json.dumps(index, indent=2) + "\n")
+    return summaries

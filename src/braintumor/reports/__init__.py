@@ -1,0 +1,7 @@
+"""Figures and reports: learning curves, confusion matrices, overlays, comparisons.
+
+Submodules are imported on demand (``from braintumor.reports.plots import ...``) so
+that importing the package never pulls in matplotlib.
+"""
+
+from __future__ import annotations

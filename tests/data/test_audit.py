@@ -1,0 +1,212 @@
+"""inspect_dataset on tiny sets with planted exact and near duplicates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from braintumor.data.audit import close_pairs, inspect_dataset, phash, save_preview_grid
+from braintumor.data.base import DatasetFormat, Record
+
+SPLIT_DIRS = {"Training": "train", "Testing": "test"}
+
+
+class FakeFolder(DatasetFormat):
+    """``root/{Training,Testing}/<class>/*.png``: a stand-in for the real folder formats."""
+
+    name = "audit-fake-folder"
+    description = "test-only folder format"
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({p.name for p in self.root.glob("*/*") if p.is_dir()})
+
+    def records(self) -> list[Record]:
+        recs = []
+        for f in sorted(self.root.glob("*/*/*.png")):
+            split_dir, cls = f.parent.parent.name, f.parent.name
+            recs.append(
+                Record(str(f), f.stem, self.classes.index(cls), split=SPLIT_DIRS[split_dir])
+            )
+        return self._nonempty(recs, self.root, "Training/<class>/*.png")
+
+    def load(self, rec: Record) -> dict[str, Any]:
+        image = np.asarray(Image.open(rec.path).convert("L"), dtype=np.float32) / 255
+        return self._sample(rec, image, None)
+
+
+class FakeVolumes(DatasetFormat):
+    """``root/<patient>.npy`` (S x H x W); mask = pixels > 0.8; patient p0 is train."""
+
+    name = "audit-fake-volumes"
+    description = "test-only volume format"
+
+    @property
+    def classes(self) -> list[str]:
+        return []
+
+    @property
+    def mask_channels(self) -> list[str]:
+        return ["tumor"]
+
+    def records(self) -> list[Record]:
+        recs = []
+        for f in sorted(self.root.glob("*.npy")):
+            split = "train" if f.stem == "p0" else "test"
+            for s in range(np.load(f, mmap_mode="r").shape[0]):
+                recs.append(Record(str(f), f.stem, split=split, extra={"slice": s}))
+        return recs
+
+    def load(self, rec: Record) -> dict[str, Any]:
+        plane = np.load(rec.path)[rec.extra["slice"]]
+        return self._sample(rec, plane, (plane > 0.8).astype(np.uint8))
+
+
+def smooth_image(seed: int, size: int = 64) -> np.ndarray:
+    """A smooth random uint8 image (upsampled 8x8 noise): MRI-like low frequencies."""
+    small = np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def make_planted_set(root: Path) -> Path:
+    """Training/Testing with known duplicates; the expected counts are in the tests."""
+
+    def put(rel: str, seed: int, tweak: bool = False) -> Path:
+        arr = smooth_image(seed)
+        if tweak:  # a near-duplicate: a few pixels slightly changed
+            arr = arr.copy()
+            arr[10:13, 20:23] = np.clip(arr[10:13, 20:23].astype(int) + 6, 0, 255)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(path)
+        return path
+
+    def copy(src: Path, rel: str) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, root / rel)
+
+    a0 = put("Training/a/a0.png", 0)
+    copy(a0, "Training/a/a0_copy1.png")  # within train: group of 3 -> 2 extra
+    copy(a0, "Training/a/a0_copy2.png")
+    a1 = put("Training/a/a1.png", 1)
+    put("Training/a/a2.png", 2)
+    put("Training/b/a2_near.png", 2, tweak=True)  # near within train: 1
+    b3 = put("Training/b/b3.png", 3)
+    copy(b3, "Training/b/b3_copy.png")  # within train: +1 -> 3
+    put("Training/b/b4.png", 4)
+    put("Testing/a/t5.png", 5)
+    copy(a1, "Testing/a/t_a1.png")  # across: 1
+    put("Testing/b/t6.png", 6)
+    copy(b3, "Testing/b/t_b3.png")  # across: 2
+    copy(b3, "Testing/b/t_b3_again.png")  # across: 3, within test: 1
+    put("Testing/b/t_b4_near.png", 4, tweak=True)  # near across: 1
+    return root
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> FakeFolder:
+    return FakeFolder(make_planted_set(tmp_path / "set"))
+
+
+def test_counts_and_splits(planted: FakeFolder) -> None:
+    s = inspect_dataset(planted, progress=False)
+    assert s["n_samples"] == 15 and s["n_patients"] == 15
+    assert s["split_source"] == "official"
+    assert s["splits"] == {"train": 9, "test": 6}
+    assert s["classes"] == {"a": 7, "b": 8}
+    assert s["per_split_class"] == {"train": {"a": 5, "b": 4}, "test": {"a": 2, "b": 4}}
+    assert s["image_sizes"]["most_common"] == [["64x64", 15]]
+    assert s["modes"] == {"L": 15}
+    # "a"/"b" are not no-tumor names, so every labelled sample counts as tumor.
+    assert s["n_with_tumor"] == 15 and s["tumor_fraction"] == 1.0
+    json.dumps(s)  # JSON-able
+
+
+def test_exact_duplicates_within_and_across(planted: FakeFolder) -> None:
+    s = inspect_dataset(planted, progress=False, near_duplicates=False)
+    assert s["duplicates_within"] == {"train": 3, "test": 1, "total": 4}
+    assert s["duplicates_across_splits"] == {"test": 3, "total": 3}
+    assert "near_duplicates_within" not in s
+    assert any(w.startswith("3 test files are byte-identical to train") for w in s["warnings"])
+    later, earlier = s["duplicate_examples"]["across"][0]
+    assert "Testing" in later and "Training" in earlier
+
+
+def test_near_duplicates(planted: FakeFolder) -> None:
+    s = inspect_dataset(planted, progress=False)
+    assert s["near_duplicates_within"] == {"train": 1, "test": 0, "total": 1}
+    assert s["near_duplicates_across_splits"] == {"test": 1, "total": 1}
+    names = {Path(p).name for a, b, _ in s["near_duplicate_examples"] for p in (a, b)}
+    assert {"a2.png", "a2_near.png", "b4.png", "t_b4_near.png"} <= names
+
+
+def test_volume_slices_hash_decoded_arrays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vol = rng.random((5, 16, 16)).astype(np.float32)
+    vol[0] = 0  # blank slices: excluded from the duplicate counts
+    vol[4] = 0
+    vol[3] = vol[1]  # an identical slice within p0
+    np.save(tmp_path / "p0.npy", vol)
+    other = rng.random((2, 16, 16)).astype(np.float32)
+    other[1] = vol[2]  # p1 (test) repeats a training slice
+    np.save(tmp_path / "p1.npy", other)
+    s = inspect_dataset(FakeVolumes(tmp_path), progress=False)
+    assert s["n_samples"] == 7 and s["n_patients"] == 2
+    assert s["n_blank"] == 2
+    assert s["exact_method"] == "array"
+    assert s["duplicates_within"] == {"train": 1, "test": 0, "total": 1}
+    assert s["duplicates_across_splits"] == {"test": 1, "total": 1}
+    assert s["image_sizes"]["most_common"] == [["16x16", 7]]
+    assert s["n_with_tumor"] == 5 and s["tumor_source"] == "mask"
+
+
+def test_unreadable_file_is_reported_not_fatal(planted: FakeFolder) -> None:
+    bad = planted.root / "Training" / "a" / "zz_broken.png"
+    bad.write_bytes(b"not a png")
+    s = inspect_dataset(planted, progress=False)
+    assert s["n_unreadable"] == 1
+    assert s["unreadable_examples"][0][0].endswith("zz_broken.png")
+    assert any("could not be read" in w for w in s["warnings"])
+
+
+def test_close_pairs_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    hashes = rng.integers(0, 2**63, 300, dtype=np.int64).astype(np.uint64)
+    hashes[7] = hashes[3] ^ np.uint64(0b101)  # distance 2
+    got = [tuple(p) for p in close_pairs(hashes, 8, chunk=64).tolist()]
+    want = [
+        (i, j, bin(int(hashes[i]) ^ int(hashes[j])).count("1"))
+        for i in range(300)
+        for j in range(i + 1, 300)
+        if bin(int(hashes[i]) ^ int(hashes[j])).count("1") <= 8
+    ]
+    assert sorted(got) == want and (3, 7, 2) in got
+
+
+def test_phash_stable_under_small_change_not_across_images() -> None:
+    a = smooth_image(0, 32)[None].astype(np.float64)
+    b = a.copy()
+    b[0, 5:7, 5:7] += 5
+    c = smooth_image(1, 32)[None]
+    ha, hb, hc = phash(np.concatenate([a, b, c]))
+    assert bin(int(ha ^ hb)).count("1") <= 2
+    assert bin(int(ha ^ hc)).count("1") > 10
+
+
+def test_preview_grid_png(planted: FakeFolder, tmp_path: Path) -> None:
+    out = save_preview_grid(planted, planted.records(), tmp_path / "p" / "grid.png", n=4)
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.width > 100
+
+
+def test_preview_grid_with_masks(tmp_path: Path) -> None:
+    np.save(tmp_path / "p0.npy", np.random.default_rng(0).random((3, 16, 16)).astype(np.float32))
+    fmt = FakeVolumes(tmp_path)
+    out = save_preview_grid(fmt, fmt.records(), tmp_path / "grid.png", n=16)
+    assert out.stat().st_size > 1000
