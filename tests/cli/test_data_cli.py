@@ -129,3 +129,18 @@ def test_download_command_with_fake_client(tmp_path: Path, monkeypatch: pytest.M
             main(["download", "brain-tumor-mri", "--to", str(tmp_path / "btm"), *extra])
         assert exc.value.code == 2
     assert (tmp_path / "btm" / "Training" / "glioma" / "Tr-gl_0001.jpg").exists()
+
+
+@pytest.mark.realdata
+def test_real_brain_tumor_mri_json() -> None:
+    from tests.conftest import shared_subdir
+
+    root = shared_subdir("brain-tumor-mri")
+    res = runner.invoke(app, ["inspect", f"brain-tumor-mri:{root}", "--json", "--no-near"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["n_samples"] == 6348 and s["splits"] == {"train": 5708, "test": 640}
+    assert len(s["classes"]) == 4
+    assert s["duplicates_across_splits"]["test"] == 101
+    assert s["duplicates_within"]["train"] == 207
+    assert s["warnings"][0].startswith("101 test files are byte-identical to train files")

@@ -134,16 +134,19 @@ def test_exact_duplicates_within_and_across(planted: FakeFolder) -> None:
     assert s["duplicates_across_splits"] == {"test": 3, "total": 3}
     assert "near_duplicates_within" not in s
     assert any(w.startswith("3 test files are byte-identical to train") for w in s["warnings"])
-    later, earlier = s["duplicate_examples"]["across"][0]
-    assert "Testing" in later and "Training" in earlier
+    ex = s["duplicate_examples"]["across"][0]
+    assert (ex["split"], ex["earlier_split"]) == ("test", "train")
+    assert "Testing" in ex["file"] and "Training" in ex["earlier_file"]
+    assert {e["split"] for e in s["duplicate_examples"]["within"]} == {"train", "test"}
 
 
 def test_near_duplicates(planted: FakeFolder) -> None:
     s = inspect_dataset(planted, progress=False)
     assert s["near_duplicates_within"] == {"train": 1, "test": 0, "total": 1}
     assert s["near_duplicates_across_splits"] == {"test": 1, "total": 1}
-    names = {Path(p).name for a, b, _ in s["near_duplicate_examples"] for p in (a, b)}
-    assert {"a2.png", "a2_near.png", "b4.png", "t_b4_near.png"} <= names
+    ex = s["near_duplicate_examples"]
+    assert [Path(e["b"]).name for e in ex] == ["t_b4_near.png", "a2_near.png"]  # across first
+    assert [(e["a_split"], e["b_split"]) for e in ex] == [("train", "test"), ("train", "train")]
 
 
 def test_volume_slices_hash_decoded_arrays(tmp_path: Path) -> None:
@@ -210,3 +213,40 @@ def test_preview_grid_with_masks(tmp_path: Path) -> None:
     fmt = FakeVolumes(tmp_path)
     out = save_preview_grid(fmt, fmt.records(), tmp_path / "grid.png", n=16)
     assert out.stat().st_size > 1000
+
+
+# --- real data (skipped when ../shared/datasets is absent) ---------------------------
+@pytest.mark.realdata
+def test_real_lgg_counts() -> None:
+    from braintumor.data import create_format
+    from tests.conftest import shared_subdir
+
+    fmt = create_format(f"lgg:{shared_subdir('lgg-mri-segmentation/kaggle_3m')}")
+    s = inspect_dataset(fmt, progress=False, near_duplicates=False)
+    assert (s["n_samples"], s["n_patients"], s["n_with_tumor"]) == (1716, 46, 582)
+    assert s["patients_in_several_splits"] == 0 and s["duplicates_across_splits"]["total"] == 0
+    assert s["image_sizes"]["most_common"] == [["256x256", 1716]] and s["modes"] == {"RGB": 1716}
+
+
+@pytest.mark.realdata
+def test_real_brats_sample_slices() -> None:
+    from braintumor.data import create_format
+    from tests.conftest import shared_subdir
+
+    fmt = create_format(f"brats:{shared_subdir('brats2021-sample')}", skip_empty="none")
+    s = inspect_dataset(fmt, progress=False, near_duplicates=False)
+    assert (s["n_samples"], s["n_patients"], s["n_with_tumor"]) == (155, 1, 68)
+    assert s["channels"] == 4 and s["image_sizes"]["most_common"] == [["240x240", 155]]
+    assert s["exact_method"] == "array" and s["split_source"].startswith("none")
+
+
+@pytest.mark.realdata
+def test_real_navoneel_image_folder() -> None:
+    from braintumor.data import create_format
+    from tests.conftest import shared_subdir
+
+    fmt = create_format(f"image-folder:{shared_subdir('brain-mri-detection')}")
+    s = inspect_dataset(fmt, progress=False)
+    assert s["n_samples"] == 253 and s["classes"] == {"no": 98, "yes": 155}
+    assert s["image_sizes"]["n_distinct"] > 100  # "wildly varying sizes"
+    assert s["duplicates_within"]["total"] + s["duplicates_across_splits"]["total"] > 0

@@ -61,9 +61,7 @@ def test_lgg_keeps_kaggle_3m_and_client_factory(tmp_path: Path) -> None:
 
 
 def test_brats_h5_flattens_slice_files(tmp_path: Path) -> None:
-    layout = {
-        f"BraTS2020_training_data/content/data/volume_1_slice_{i}.h5": b"h" for i in range(3)
-    }
+    layout = {f"BraTS2020_training_data/content/data/volume_1_slice_{i}.h5": b"h" for i in range(3)}
     layout["BraTS2020_training_data/content/data/meta_data.csv"] = b"x"
     res = download("brats2020-h5", tmp_path / "b", client=FakeKaggle(layout))
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
@@ -82,7 +80,9 @@ def test_offline_gives_manual_steps_and_leaves_nothing(tmp_path: Path) -> None:
         download("navoneel", tmp_path / "nav", client=Offline())
     msg = str(err.value)
     assert "\n" not in msg and "Temporary failure" in msg
-    assert "https://www.kaggle.com/datasets/navoneel/brain-mri-images-for-brain-tumor-detection" in msg
+    assert (
+        "https://www.kaggle.com/datasets/navoneel/brain-mri-images-for-brain-tumor-detection" in msg
+    )
     assert f"{tmp_path / 'nav'}/yes" in msg
     assert list(tmp_path.iterdir()) == []
 

@@ -79,7 +79,9 @@ def test_read_mask_thresholds_and_merges_channels(tmp_path: Path) -> None:
     out = io.read_mask(save_png(tmp_path / "m.png", m))
     assert out.dtype == np.uint8 and out.shape == (10, 10)
     np.testing.assert_array_equal(out, m > 0)
-    np.testing.assert_array_equal(io.read_mask(save_png(tmp_path / "01.png", (m > 0).astype(np.uint8))), m > 0)
+    np.testing.assert_array_equal(
+        io.read_mask(save_png(tmp_path / "01.png", (m > 0).astype(np.uint8))), m > 0
+    )
     rgb = np.zeros((10, 10, 3), np.uint8)
     rgb[1, 1, 2] = 255  # foreground in one channel only
     assert io.read_mask(save_png(tmp_path / "rgb.png", rgb)).sum() == 1
@@ -115,8 +117,14 @@ def test_read_dicom_series_sorts_slices_and_builds_affine(tmp_path: Path) -> Non
     for i, z in enumerate(zs):
         pix = np.full((3, 5), int(z * 10), np.uint16)
         pix[0, 0] = 7  # marks row 0, column 0
-        save_dicom(folder / f"f{i}.dcm", pix, position=(1.0, 2.0, z), instance=9 - i,
-                   slope=2.0, intercept=-5.0)
+        save_dicom(
+            folder / f"f{i}.dcm",
+            pix,
+            position=(1.0, 2.0, z),
+            instance=9 - i,
+            slope=2.0,
+            intercept=-5.0,
+        )
     (folder / "README.txt").write_text("not dicom")
     vol, affine, spacing = io.read_dicom_series(folder)
     assert vol.shape == (5, 3, 3)  # X = columns, Y = rows, Z = slices

@@ -11,8 +11,13 @@ from braintumor.data import preprocess as pp
 from braintumor.errors import DataError
 
 
-def _head(h: int = 120, w: int = 160, box: tuple[int, int, int, int] = (30, 90, 50, 130),
-          background: float = 0.0, value: float = 0.8) -> np.ndarray:
+def _head(
+    h: int = 120,
+    w: int = 160,
+    box: tuple[int, int, int, int] = (30, 90, 50, 130),
+    background: float = 0.0,
+    value: float = 0.8,
+) -> np.ndarray:
     """1 x H x W image: a textured ellipse filling ``box`` on a flat background."""
     y0, y1, x0, x1 = box
     yy, xx = np.mgrid[:h, :w]
@@ -58,11 +63,13 @@ def test_crop_ignores_text_and_white_frame() -> None:
     assert out.shape[1] <= 76 and out.shape[2] <= 96
 
 
-def test_crop_of_zscored_multichannel_volume_slice() -> None:
-    # BraTS-like: background exactly 0, brain values of both signs
+@pytest.mark.parametrize("shift", [0.0, -0.6])
+def test_crop_of_zscored_multichannel_volume_slice(shift: float) -> None:
+    # BraTS-like: background exactly 0, brain values of both signs (mostly negative in
+    # a slice darker than its volume's mean); no "white margin" logic may kick in
     rng = np.random.default_rng(1)
     img = np.zeros((4, 100, 100), np.float32)
-    img[:, 20:80, 30:70] = rng.normal(0, 1, (4, 60, 40))
+    img[:, 20:80, 30:70] = rng.normal(shift, 1, (4, 60, 40))
     out, _ = pp.crop_foreground(img)
     assert out.shape[0] == 4 and 60 <= out.shape[1] <= 72 and 40 <= out.shape[2] <= 52
 
@@ -118,8 +125,11 @@ def test_prepare_sample_pipeline() -> None:
 
 
 def test_prepare_sample_rejects_mismatch_and_bad_size() -> None:
-    sample = {"image": np.zeros((1, 10, 10), np.float32), "mask": np.zeros((1, 9, 10), np.uint8),
-              "path": "case.png"}
+    sample = {
+        "image": np.zeros((1, 10, 10), np.float32),
+        "mask": np.zeros((1, 9, 10), np.uint8),
+        "path": "case.png",
+    }
     with pytest.raises(DataError, match="case.png.*9x10.*10x10"):
         pp.prepare_sample(sample, 8, None, False)
     with pytest.raises(DataError, match="image_size"):

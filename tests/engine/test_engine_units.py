@@ -26,10 +26,14 @@ def _card(task: str, name: str, in_ch: int, n_out: int, size: int, **kw: object)
     cfg = Config(task=task)
     cfg.model.name, cfg.model.kwargs, cfg.data.image_size = name, dict(kw), size
     names = [f"c{i}" for i in range(n_out)]
-    return make_card(cfg, in_channels=in_ch, num_classes=n_out,
-                     classes=names if task == "classification" else [],
-                     mask_channels=names if task == "segmentation" else [],
-                     crop=task == "classification")
+    return make_card(
+        cfg,
+        in_channels=in_ch,
+        num_classes=n_out,
+        classes=names if task == "classification" else [],
+        mask_channels=names if task == "segmentation" else [],
+        crop=task == "classification",
+    )
 
 
 def _write_run(tmp_path: Path, model: nn.Module, card: dict) -> Path:
@@ -44,7 +48,9 @@ def _write_run(tmp_path: Path, model: nn.Module, card: dict) -> Path:
     ("task", "name", "kw"),
     [("classification", "simple_cnn", {}), ("segmentation", "unet", {"n_filters": 4, "depth": 2})],
 )
-def test_run_round_trip_gives_identical_outputs(tmp_path: Path, task: str, name: str, kw: dict) -> None:
+def test_run_round_trip_gives_identical_outputs(
+    tmp_path: Path, task: str, name: str, kw: dict
+) -> None:
     torch.manual_seed(0)
     model = create_model(name, in_channels=2, num_classes=3, **kw).eval()
     run = _write_run(tmp_path, model, _card(task, name, 2, 3, 32, **kw))
@@ -169,3 +175,45 @@ def test_fold_summary_mean_and_sample_std() -> None:
     assert s["dice"]["mean"] == pytest.approx(0.6)
     assert s["dice"]["std"] == pytest.approx(math.sqrt(0.02))
     assert json.dumps(s)
+
+
+def test_freeze_trains_only_the_head() -> None:
+    from braintumor.engine.module import can_freeze, set_frozen
+
+    model = create_model("simple_cnn", in_channels=1, num_classes=2)
+    head = {id(p) for p in model.head_parameters()}
+    set_frozen(model, True)
+    assert head and all(p.requires_grad == (id(p) in head) for p in model.parameters())
+    set_frozen(model, False)
+    assert all(p.requires_grad for p in model.parameters())
+    assert not can_freeze(create_model("unet", n_filters=4, depth=2))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("scheduler", ["cosine", "plateau", "none"])
+def test_optimizers_and_schedules(optimizer: str, scheduler: str) -> None:
+    from braintumor.config import OptimConfig
+    from braintumor.engine.module import BrainTumorModule
+    from braintumor.engine.tasks import create_task
+
+    optim = OptimConfig(optimizer=optimizer, scheduler=scheduler, weight_decay=0.1)
+    model = create_model("simple_cnn", in_channels=1, num_classes=2)
+    module = BrainTumorModule(
+        model, create_task("classification", ["a", "b"]), optim, epochs=5, class_weights=[0.5, 2.0]
+    )
+    conf = module.configure_optimizers()
+    opt = conf["optimizer"] if isinstance(conf, dict) else conf
+    assert type(opt).__name__.lower() == optimizer
+    decays = {g["weight_decay"] for g in opt.param_groups}
+    assert decays == {0.1, 0.0}  # no decay on biases and norm weights
+    if scheduler == "plateau":
+        assert conf["lr_scheduler"]["monitor"] == "val_balanced_accuracy"  # never test metrics
+    assert torch.equal(module.loss_fn.ce.weight, torch.tensor([0.5, 2.0]))
+    with pytest.raises(ConfigError, match="freeze"):
+        BrainTumorModule(
+            create_model("unet", n_filters=4, depth=2),
+            create_task("segmentation", ["tumor"]),
+            optim,
+            5,
+            freeze_epochs=1,
+        )

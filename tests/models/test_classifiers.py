@@ -201,7 +201,31 @@ def test_bad_inputs_raise_clear_errors() -> None:
 def test_parameter_counts_at_128px_grayscale_four_classes() -> None:
     # Sanity bounds on the sizes we document; the exact figures go in the report.
     with torch.device("meta"):
-        counts = {n: count_params(create_model(n, in_channels=1, num_classes=4)) for n in CLASSIFIERS}
+        counts = {
+            n: count_params(create_model(n, in_channels=1, num_classes=4)) for n in CLASSIFIERS
+        }
     assert counts["simple_cnn"] < counts["custom_cnn"] < counts["resnet50"]
     assert counts["vgg16"] == counts["vgg16_ft"]
     assert math.isclose(counts["vit"], 4.5e6, rel_tol=0.1)
+
+
+@pytest.mark.parametrize("name", ["simple_cnn", "custom_cnn"])
+def test_small_cnns_learn_a_separable_toy_task(name: str) -> None:
+    # A bright square top-left (class 0) or bottom-right (class 1) on noise.
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 32, 32, generator=g) * 0.3
+    y = torch.arange(16) % 2
+    for i in range(16):
+        r = slice(4, 12) if y[i] == 0 else slice(20, 28)
+        x[i, 0, r, r] += 0.7
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=1, num_classes=2, dropout=0.0).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(30):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        acc = (model.eval()(x).argmax(1) == y).float().mean()
+    assert acc == 1.0

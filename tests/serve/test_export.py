@@ -129,3 +129,30 @@ def test_export_cli_missing_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
         main(["export", str(tmp_path / "nope")])
     assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+class _OddPool(nn.Module):
+    """Adaptive pooling to 3 x 3 from 8 x 8: a size the TorchScript exporter refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d((3, 3))
+        self.up = nn.AdaptiveAvgPool2d((5, 5))  # and 3 x 3 -> 5 x 5 (overlapping bins)
+        self.fc = nn.Linear(4 * 25, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.up(self.pool(self.conv(x))), 1))
+
+
+def test_non_divisible_adaptive_pool_is_exported_exactly(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _OddPool().eval()
+    card = {**_card("classification", size=8), "name": "odd_pool"}
+    res = export_model(model, card, tmp_path / "odd.onnx")
+    assert res.max_abs_diff < 1e-5
+    assert isinstance(model.pool, nn.AdaptiveAvgPool2d)  # the caller's model is untouched
+    x = np.random.default_rng(4).random((3, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_onnx(res.path, x), expected, atol=1e-5)

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from braintumor.serve.app import create_app
+from braintumor.serve.results import segmentation_result
 
 LIMIT = 100_000  # bytes; the test scans are a few KB
 
@@ -141,7 +142,12 @@ def test_upload_at_the_limit_is_read(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "needle"), [("scan.png", "cannot decode"), ("scan.xyz", "unknown image type")]
+    ("name", "needle"),
+    [
+        ("scan.png", "cannot decode"),
+        ("scan.xyz", "unknown image type"),
+        ("brain.nii.gz", "NIfTI volume"),  # the double suffix survives the temp copy
+    ],
 )
 def test_bad_image_is_400_naming_the_file(
     client: TestClient, upload_tmp: Path, name: str, needle: str
@@ -194,3 +200,28 @@ def test_serve_cli_errors_exit_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and needle in err
+
+
+def test_segmentation_result_multi_region() -> None:
+    image = np.zeros((4, 20, 30), np.float32)
+    probs = np.zeros((3, 20, 30), np.float32)
+    probs[0, 2:5, 3:9] = 0.9  # NCR: 3 x 6
+    probs[1, 10:12, 20:25] = 0.7  # ED: 2 x 5
+    probs[2, 2:5, 3:9] = 0.5  # ET: exactly at the threshold, so not counted
+    out = segmentation_result(image, probs, ["NCR", "ED", "ET"], threshold=0.5)
+    assert out["regions"] == {"NCR": 18, "ED": 10, "ET": 0}
+    assert out["tumor_area_px"] == 28
+    assert out["bbox"] == {"x_min": 3, "y_min": 2, "x_max": 24, "y_max": 11}
+    assert set(out["colors"]) == {"NCR", "ED", "ET"} and out["colors"]["NCR"] != out["colors"]["ED"]
+    assert _decode(out["overlay_png"]).shape == (20, 30, 3)
+    empty = segmentation_result(image, np.zeros((1, 20, 30)), ["tumor"], threshold=0.5)
+    assert empty["tumor_area_px"] == 0 and empty["bbox"] is None
+
+
+def test_malformed_multipart_is_400(client: TestClient) -> None:
+    r = client.post(
+        "/predict",
+        content=b"--XX\r\nno headers, no end",
+        headers={"content-type": "multipart/form-data; boundary=XX"},
+    )
+    assert r.status_code == 400 and "cannot parse" in r.json()["detail"]

@@ -122,12 +122,27 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
         _audit_row(audit, "near copies within split", s["near_duplicates_within"], s)
         _audit_row(audit, "near copies of earlier splits", s["near_duplicates_across_splits"], s)
     console.print(audit)
-    for a, b in s["duplicate_examples"]["across"][:3]:
-        console.print(f"  same content: {a}  ==  {b}")
-    for a, b, d in s.get("near_duplicate_examples", [])[:3]:
-        console.print(f"  near ({d} bits): {a}  ~  {b}")
+    root = f"{s['root']}/" if s["root"] else "\0"
+
+    def short(path: str) -> str:  # paths relative to the data root, for readability
+        return path.removeprefix(root)
+
+    for e in s["duplicate_examples"]["across"][:3]:
+        console.print(
+            f"  same content: {e['split']} {short(e['file'])} == "
+            f"{e['earlier_split']} {short(e['earlier_file'])}",
+            highlight=False,
+        )
+    for e in s.get("near_duplicate_examples", [])[:3]:
+        console.print(
+            f"  near (pHash {e['distance']} bits): {e['a_split']} {short(e['a'])} ~ "
+            f"{e['b_split']} {short(e['b'])}",
+            highlight=False,
+        )
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if not s["warnings"]:
+        console.print("[green]no problems found[/]")
     if "preview" in s:
         console.print(f"preview: {s['preview']}")
 

@@ -56,14 +56,19 @@ def model_rows(task: str | None = None) -> list[dict[str, Any]]:
             except Exception:
                 params = None
         text = "?" if params is None else f"{params / 1e6:.2f} M"
-        rows.append({"name": name, "task": entry.task, "params": params, "params_text": text,
-                     "description": entry.description})
+        rows.append(
+            {
+                "name": name,
+                "task": entry.task,
+                "params": params,
+                "params_text": text,
+                "description": entry.description,
+            }
+        )
     return rows
 
 
-def build_train_config(
-    config: Path | None, overrides: list[str], flags: dict[str, Any]
-) -> Any:
+def build_train_config(config: Path | None, overrides: list[str], flags: dict[str, Any]) -> Any:
     """Config file, then ``--set`` overrides, then the explicit flags (not None)."""
     from braintumor.config import load_config
 
@@ -92,15 +97,20 @@ def print_metrics(console: Console, metrics: dict[str, Any], task: str, split: s
     if task == "classification" and "per_class" in metrics:
         pc = Table("class", "precision", "recall", "f1", "support", title="per class")
         for name, v in metrics["per_class"].items():
-            pc.add_row(name, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]),
-                       str(v["support"]))
+            pc.add_row(
+                name, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]), str(v["support"])
+            )
         console.print(pc)
 
 
 def print_cv_summary(console: Console, summary: dict[str, Any]) -> None:
     """Mean ± std over the folds of every metric."""
-    table = Table("metric", "mean ± std", "folds",
-                  title=f"{summary['folds']}-fold cross-validation (test split of each fold)")
+    table = Table(
+        "metric",
+        "mean ± std",
+        "folds",
+        title=f"{summary['folds']}-fold cross-validation (test split of each fold)",
+    )
     for name, v in summary["metrics"].items():
         values = ", ".join(_fmt(x) for x in v["values"])
         table.add_row(name, f"{_fmt(v['mean'])} ± {_fmt(v['std'])}", values)
@@ -123,10 +133,14 @@ def train(
     task: str | None = typer.Option(None, "--task", help="classification or segmentation."),
     model: str | None = typer.Option(None, "--model", help="Model name (braintumor models)."),
     loss: str | None = typer.Option(None, "--loss", help="Loss name (default: per task)."),
-    data: str | None = typer.Option(None, "--data", help="FORMAT[:PATH], e.g. lgg:/data/kaggle_3m."),
+    data: str | None = typer.Option(
+        None, "--data", help="FORMAT[:PATH], e.g. lgg:/data/kaggle_3m."
+    ),
     out: Path = typer.Option(..., "--out", help="Run folder to write."),
     config: Path | None = typer.Option(None, "--config", help="YAML config file."),
-    set_: list[str] | None = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Config override key=value (repeatable)."
+    ),
     epochs: int | None = typer.Option(None, "--epochs"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
@@ -135,7 +149,9 @@ def train(
     pretrained: str | None = typer.Option(None, "--pretrained", help="Weights file or 'imagenet'."),
     accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
     devices: str | None = typer.Option(None, "--devices", help="auto, 1, 4, 0,1 ..."),
-    precision: str | None = typer.Option(None, "--precision", help="32-true, 16-mixed, bf16-mixed."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="32-true, 16-mixed, bf16-mixed."
+    ),
     seed: int | None = typer.Option(None, "--seed"),
     force: bool = typer.Option(False, "--force", help="Replace a run folder holding a model."),
 ) -> None:
@@ -144,11 +160,20 @@ def train(
     from braintumor.engine.train import train as run_training
 
     flags = {
-        "task": task, "model.name": model, "loss": loss, "data.spec": data,
-        "trainer.epochs": epochs, "data.batch_size": batch_size, "optim.lr": lr,
-        "data.image_size": image_size, "folds": folds, "model.pretrained": pretrained,
-        "trainer.accelerator": accelerator, "trainer.devices": devices,
-        "trainer.precision": precision, "seed": seed,
+        "task": task,
+        "model.name": model,
+        "loss": loss,
+        "data.spec": data,
+        "trainer.epochs": epochs,
+        "data.batch_size": batch_size,
+        "optim.lr": lr,
+        "data.image_size": image_size,
+        "folds": folds,
+        "model.pretrained": pretrained,
+        "trainer.accelerator": accelerator,
+        "trainer.devices": devices,
+        "trainer.precision": precision,
+        "seed": seed,
     }
     cfg = build_train_config(config, set_ or [], flags)
     run = run_training(cfg, out, force=force)
@@ -162,7 +187,9 @@ def train(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (the --out of train)."),
-    data: str | None = typer.Option(None, "--data", help="Evaluate on another data set FORMAT:PATH."),
+    data: str | None = typer.Option(
+        None, "--data", help="Evaluate on another data set FORMAT:PATH."
+    ),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     option: list[str] | None = typer.Option(None, "--option", help="Format option key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -190,8 +217,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Classify images, or segment images/volumes (masks + overlay PNGs)."""
-    from braintumor.engine.predict_files import predict_inputs
     from braintumor.engine.inference import Predictor
+    from braintumor.engine.predict_files import predict_inputs
 
     predictor = Predictor.from_run(run)
     if predictor.is_classification:
@@ -207,12 +234,17 @@ def predict(
     if predictor.is_classification:
         table = Table("input", "prediction", *predictor.names, title="Class probabilities")
         for r in results:
-            table.add_row(r["input"], r["prediction"],
-                          *(f"{r['probabilities'][c]:.4f}" for c in predictor.names))
+            table.add_row(
+                r["input"],
+                r["prediction"],
+                *(f"{r['probabilities'][c]:.4f}" for c in predictor.names),
+            )
     else:
-        table = Table("input", "mask", "overlay", *(f"{c} px" for c in predictor.names),
-                      title="Segmentation")
+        table = Table(
+            "input", "mask", "overlay", *(f"{c} px" for c in predictor.names), title="Segmentation"
+        )
         for r in results:
-            table.add_row(r["input"], r["mask"], r["overlay"],
-                          *(str(r["pixels"][c]) for c in predictor.names))
+            table.add_row(
+                r["input"], r["mask"], r["overlay"], *(str(r["pixels"][c]) for c in predictor.names)
+            )
     _out.print(table)

@@ -14,7 +14,7 @@ from braintumor.errors import ConfigError
 def export(
     run: Path = typer.Argument(..., help="Run folder (with model.safetensors and model.json)."),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="ONNX file [default: RUN/model.onnx]."
+        None, "--out", "-o", help="ONNX file (default: RUN/model.onnx)."
     ),
     opset: int = typer.Option(17, help="ONNX opset version."),
     dynamic_batch: bool = typer.Option(

@@ -71,7 +71,9 @@ def _outline(h: np.ndarray, ang: np.ndarray, phase: float = 0.0) -> np.ndarray:
 def _capsules(u: np.ndarray, v: np.ndarray, pts: np.ndarray, rad: np.ndarray) -> np.ndarray:
     """Signed distance (negative inside) to a chain of tapered capsules."""
     best = np.full(u.shape, np.inf, dtype=np.float32)
-    for (ax, ay), (bx, by), ra, rb in zip(pts[:-1].tolist(), pts[1:].tolist(), rad[:-1].tolist(), rad[1:].tolist(), strict=True):
+    for (ax, ay), (bx, by), ra, rb in zip(
+        pts[:-1].tolist(), pts[1:].tolist(), rad[:-1].tolist(), rad[1:].tolist(), strict=True
+    ):
         dx, dy = bx - ax, by - ay
         h = np.clip(((u - ax) * dx + (v - ay) * dy) / (dx * dx + dy * dy + 1e-9), 0, 1)
         d = np.hypot(u - ax - h * dx, v - ay - h * dy) - (ra + h * (rb - ra))
@@ -107,8 +109,15 @@ class _Canvas:
         self.img += delta
 
 
-def _cortex(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
-            brain: np.ndarray, fields: dict[int, np.ndarray]) -> np.ndarray:
+def _cortex(
+    c: _Canvas,
+    p: Patient,
+    z: float,
+    uq: np.ndarray,
+    vq: np.ndarray,
+    brain: np.ndarray,
+    fields: dict[int, np.ndarray],
+) -> np.ndarray:
     """Grey matter ribbon, sulci and white matter (in mass-effect-deformed coords)."""
     px = c.px
     rq = np.hypot(uq, vq)
@@ -124,7 +133,8 @@ def _cortex(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
     arc = rhoq * 2 * np.pi / p.gyri
     ribbon = BRAIN - rhoq
     clefts = np.zeros_like(rhoq)
-    for off, deep in ((frac, p.sulci[0][k]), (0.5 - frac, np.where(p.sulci[1][k] > 0.5, np.float32(0.75), np.float32(2)))):
+    shallow = np.where(p.sulci[1][k] > 0.5, np.float32(0.75), np.float32(2))  # 2: none
+    for off, deep in ((frac, p.sulci[0][k]), (0.5 - frac, shallow)):
         across = off * arc
         ribbon = np.minimum(ribbon, np.hypot(across, np.maximum(deep - rhoq, 0)))
         open_ = np.clip((rhoq - deep) / (BRAIN - deep), 0, 1)
@@ -136,8 +146,9 @@ def _cortex(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
     return wm
 
 
-def _deep(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
-          brain: np.ndarray) -> None:
+def _deep(
+    c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray, brain: np.ndarray
+) -> None:
     """Fissures, deep grey nuclei, ventricles, cisterns (central window only)."""
     px, vent = c.px, p.ventricles
     # Interhemispheric fissure: front and back, the whole way above the corpus callosum.
@@ -150,9 +161,11 @@ def _deep(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
             pts = np.array([[s * 0.92, -0.10], [s * (0.9 - 0.45 * vis), -0.04]])
             c.paint(c.soft(-_capsules(uq, vq, pts, np.array([0.02, 0.01]))) * brain, "csf")
     # Deep grey nuclei, then ventricles over them.
-    for cx, cy, ax, ay, zc, zh in ((0.085, 0.06, 0.07, 0.10, -0.07, 0.23),
-                                   (0.21, -0.03, 0.05, 0.12, -0.03, 0.23),
-                                   (0.11, -0.17, 0.045, 0.05, 0.07, 0.23)):
+    for cx, cy, ax, ay, zc, zh in (
+        (0.085, 0.06, 0.07, 0.10, -0.07, 0.23),
+        (0.21, -0.03, 0.05, 0.12, -0.03, 0.23),
+        (0.11, -0.17, 0.045, 0.05, 0.07, 0.23),
+    ):
         vis = _bump(z, zc, zh)
         if vis > 0:
             for s in (-1.0, 1.0):
@@ -164,8 +177,15 @@ def _deep(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
         tip = 0.13 - 0.05 * max(t, 0.0)
         sd = np.full(uq.shape, np.inf, dtype=np.float32)
         for s in (-1.0, 1.0):
-            pts = np.array([[s * tip, -0.30 + 0.04 * t], [s * 0.045, -0.13], [s * 0.08, 0.12],
-                            [s * 0.16, 0.26], [s * 0.13, 0.40 - 0.1 * max(t, 0.0)]])
+            pts = np.array(
+                [
+                    [s * tip, -0.30 + 0.04 * t],
+                    [s * 0.045, -0.13],
+                    [s * 0.08, 0.12],
+                    [s * 0.16, 0.26],
+                    [s * 0.13, 0.40 - 0.1 * max(t, 0.0)],
+                ]
+            )
             rad = np.array([0.03, 0.05, 0.035, 0.06 * (1 - 0.5 * max(t, 0.0)), 0.02]) * k
             sd = np.minimum(sd, _capsules(uq, vq, pts * (0.85 + 0.15 * vent), rad))
         c.paint(c.soft(-sd) * c.soft(np.abs(uq) - 0.014), "csf")
@@ -187,8 +207,17 @@ def _deep(c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray,
             c.paint(c.soft(0.035 * math.sqrt(vis) - np.hypot(uq, vq - 0.08)), "gland")
 
 
-def _tumor(c: _Canvas, tm: Tumor, z: float, u: np.ndarray, v: np.ndarray, rho: np.ndarray,
-           brain: np.ndarray, wm: np.ndarray, fields: dict[int, np.ndarray]) -> np.ndarray:
+def _tumor(
+    c: _Canvas,
+    tm: Tumor,
+    z: float,
+    u: np.ndarray,
+    v: np.ndarray,
+    rho: np.ndarray,
+    brain: np.ndarray,
+    wm: np.ndarray,
+    fields: dict[int, np.ndarray],
+) -> np.ndarray:
     """Paint the tumor; returns its NCR/ED/ET masks (3 x H x W uint8)."""
     rc, re = tm.radii(z)
     du, dv = u - tm.center[0], v - tm.center[1]
@@ -204,8 +233,10 @@ def _tumor(c: _Canvas, tm: Tumor, z: float, u: np.ndarray, v: np.ndarray, rho: n
     inside = brain if tm.kind == "glioma" else c.soft(CSF_OUT - rho)
     edema = np.zeros_like(u)
     if re > 0:
-        spread = np.maximum(wm, c.soft(1.3 * rc - dist))  # edema tracks white matter
-        r_e = re * (wob + 0.2 * fields[F_WIGGLE])
+        # Edema tracks white matter, but always fills a blob around the tumor centre.
+        spread = np.maximum(wm, c.soft(max(1.3 * rc, 0.5 * re) - dist))
+        # A rim of irregular thickness around the core (never thinner than a quarter).
+        r_e = rc * wob + (re - rc) * np.maximum(1 + 0.6 * fields[F_WIGGLE], 0.25)
         edema = c.soft(r_e - dist) * spread * brain
         c.paint(edema, "edema", tex)
     core = c.soft(rc * wob - dist) * inside if rc > 0 else np.zeros_like(u)
@@ -228,11 +259,17 @@ def _tumor(c: _Canvas, tm: Tumor, z: float, u: np.ndarray, v: np.ndarray, rho: n
     ncr = necro > 0.5
     et = (core > 0.5) & ~ncr
     ed = (edema > 0.5) & ~et & ~ncr
+    if not (et.any() or ed.any()):
+        # A sliver thinner than half a pixel everywhere (rare, e.g. a meningioma cut near
+        # its edge): keep its strongest pixel, so that label and mask always agree.
+        alpha, keep = (core, et) if rc > 0 else (edema, ed)
+        keep[np.unravel_index(int(np.argmax(alpha)), alpha.shape)] = True
     return np.stack([ncr, ed, et]).astype(np.uint8)
 
 
-def _displace(u: np.ndarray, v: np.ndarray, center: tuple[float, float], r: float,
-              amount: float) -> tuple[np.ndarray, np.ndarray]:
+def _displace(
+    u: np.ndarray, v: np.ndarray, center: tuple[float, float], r: float, amount: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates to sample so that structures near ``center`` appear pushed away."""
     du, dv = u - center[0], v - center[1]
     dist = np.hypot(du, dv) + 1e-6
@@ -248,6 +285,7 @@ def _windows(p: Patient, z: float, size: int, shrink: float) -> tuple[Window, Wi
     def box(us: tuple[float, float], vs: tuple[float, float], margin: int) -> Window:
         xs = [p.center[0] + ca * u * a - sa * v * b for u in us for v in vs]
         ys = [p.center[1] + sa * u * a + ca * v * b for u in us for v in vs]
+
         def span(t: list[float]) -> slice:
             lo, hi = (min(t) + 1) / 2 * size, (max(t) + 1) / 2 * size
             return slice(max(0, int(lo) - margin), min(size, int(hi) + margin + 1))
@@ -257,17 +295,24 @@ def _windows(p: Patient, z: float, size: int, shrink: float) -> tuple[Window, Wi
     reach = 1.0 + float(np.abs(p.shape[0]).sum())  # the head outline's largest bulge
     head = box((-reach, reach), (-reach, reach), 2)
     inner = box((-0.5, 0.5), (-0.5, 0.6), 2)
-    rel = (slice(max(inner[0].start, head[0].start) - head[0].start,
-                 min(inner[0].stop, head[0].stop) - head[0].start),
-           slice(max(inner[1].start, head[1].start) - head[1].start,
-                 min(inner[1].stop, head[1].stop) - head[1].start))
+    rel = (
+        slice(
+            max(inner[0].start, head[0].start) - head[0].start,
+            min(inner[0].stop, head[0].stop) - head[0].start,
+        ),
+        slice(
+            max(inner[1].start, head[1].start) - head[1].start,
+            min(inner[1].stop, head[1].stop) - head[1].start,
+        ),
+    )
     return head, rel
 
 
-def render(p: Patient, z: float, size: int, rng: np.random.Generator,
-           cfg: PhantomConfig, show_tumor: bool) -> dict[str, Any]:
+def render(
+    p: Patient, z: float, size: int, rng: np.random.Generator, cfg: PhantomConfig, show_tumor: bool
+) -> dict[str, Any]:
     """Draw slice level ``z`` of patient ``p``; see :func:`phantom.render_slice`."""
-    shrink = math.sqrt(max(0.05, 1 - (z / 1.3) ** 2))  # the head narrows towards vertex and base
+    shrink = p.shrink(z)  # the head narrows towards vertex and base
     win, inner = _windows(p, z, size, shrink)
     x, y = (g[win] for g in _grid(size))
     ca, sa = math.cos(p.angle), math.sin(p.angle)
@@ -276,7 +321,7 @@ def render(p: Patient, z: float, size: int, rng: np.random.Generator,
     v = (-sa * dx + ca * dy) / (p.axes[1] * shrink)
     rho = np.hypot(u, v) / _outline(p.shape, np.arctan2(v, u))
     full = np.zeros((4, size, size), dtype=np.float32)
-    c = _Canvas(full[:, win[0], win[1]], p.tissues, px=2.0 / size / (min(p.axes) * shrink))
+    c = _Canvas(full[:, win[0], win[1]], p.tissues, px=p.pixel(z, size))
     fields = {i: smooth_field(p.fields, i, z, size, win) for i in range(N_FIELDS)}
 
     c.paint(c.soft(1.0 - rho), "scalp")
@@ -298,13 +343,18 @@ def render(p: Patient, z: float, size: int, rng: np.random.Generator,
     c.img *= np.exp(cfg.bias / 4 * fields[F_BIAS])[None]  # smooth coil sensitivity
     img = full
     img *= p.gain[:, None, None]
-    # Magnitude of a complex signal with Gaussian noise on both parts: Rician noise.
-    noise = rng.standard_normal((2, *img.shape), dtype=np.float32)
-    noise *= np.float32(p.noise)
-    img += noise[0]
+    # Rician noise: the magnitude |S + n| of the signal plus complex Gaussian noise n, with
+    # n drawn in polar form (Box-Muller), which needs two uniforms instead of two normals.
+    u1, u2 = rng.random((2, *img.shape), dtype=np.float32)
+    r = np.log1p(-u1, out=u1)  # 1 - U is in (0, 1], so the log is finite
+    r *= np.float32(-2 * p.noise**2)  # r holds |n|^2
+    cos = np.cos(np.float32(2 * np.pi) * u2, out=u2)
+    cos *= np.sqrt(r)
+    cos *= 2 * img  # 2 S |n| cos(phi)
     np.square(img, out=img)
-    img += np.square(noise[1], out=noise[1])
-    np.sqrt(img, out=img)
+    img += r
+    img += cos
+    np.sqrt(np.maximum(img, 0, out=img), out=img)
     head = np.zeros((size, size), dtype=np.uint8)
     skull = np.zeros((size, size), dtype=np.uint8)
     head[win] = rho < 1.0

@@ -20,6 +20,7 @@ Rendering is vectorised numpy (a few ms per 128 px slice); everything is seeded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,10 @@ TISSUES: dict[str, tuple[float, float, float, float]] = {
     "meningioma": (0.56, 0.44, 0.92, 0.58),
     "pituitary": (0.54, 0.45, 0.88, 0.56),
 }
-MIN_TUMOR_RADIUS = 0.035  # in-plane radius (head units) below which a slice shows no tumor
+# A slice shows its tumor when the tumor's in-plane radius is at least this many head
+# units and this many pixels, so that every tumor slice has a non-empty mask.
+MIN_TUMOR_RADIUS = 0.035
+MIN_TUMOR_PIXELS = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,9 @@ class Tumor:
         ed = self.edema * self.radius * np.sqrt(max(0.0, 1.0 - ((z - self.cz) / ez) ** 2))
         return float(core), float(ed)
 
-    def present(self, z: float) -> bool:
-        return max(self.radii(z)) >= MIN_TUMOR_RADIUS
+    def present(self, z: float, pixel: float = 0.0) -> bool:
+        """Whether level ``z`` shows the tumor, for pixels of ``pixel`` head units."""
+        return max(self.radii(z)) >= max(MIN_TUMOR_RADIUS, MIN_TUMOR_PIXELS * pixel)
 
 
 @dataclass
@@ -112,11 +117,21 @@ class Patient:
     def label(self) -> int:
         return CLASSES.index(self.kind)
 
-    def slice_label(self, index: int) -> int:
-        """Class of slice ``index``: the patient's kind if the tumor shows, else notumor."""
-        if self.tumor is not None and self.tumor.present(float(self.levels[index])):
-            return self.label
-        return CLASSES.index("notumor")
+    def shrink(self, z: float) -> float:
+        """Head size at level ``z`` relative to its widest section."""
+        return math.sqrt(max(0.05, 1 - (z / 1.3) ** 2))
+
+    def pixel(self, z: float, size: int) -> float:
+        """Size of one pixel in head units at level ``z`` in a ``size`` px image."""
+        return 2.0 / size / (min(self.axes) * self.shrink(z))
+
+    def shows_tumor(self, index: int, size: int) -> bool:
+        z = float(self.levels[index])
+        return self.tumor is not None and self.tumor.present(z, self.pixel(z, size))
+
+    def slice_label(self, index: int, size: int) -> int:
+        """Class of slice ``index`` at ``size`` px: the patient's kind if its tumor shows."""
+        return self.label if self.shows_tumor(index, size) else CLASSES.index("notumor")
 
 
 def _harmonics(rng: np.random.Generator, amp: float, orders: range) -> np.ndarray:
@@ -138,19 +153,37 @@ def _draw_tumor(rng: np.random.Generator, kind: str) -> Tumor:
     if kind == "glioma":
         ang, dist = rng.uniform(0, 2 * np.pi), rng.uniform(0.15, 0.5)
         radius = rng.uniform(0.12, 0.22)
-        return Tumor(kind, (dist * np.cos(ang), dist * np.sin(ang)), rng.uniform(-0.2, 0.55),
-                     rng.uniform(0.18, 0.3), radius, _harmonics(rng, 0.3, range(2, 5)),
-                     edema=rng.uniform(1.35, 1.9), necrosis=rng.uniform(0.45, 0.68))
+        return Tumor(
+            kind,
+            (dist * np.cos(ang), dist * np.sin(ang)),
+            rng.uniform(-0.2, 0.55),
+            rng.uniform(0.18, 0.3),
+            radius,
+            _harmonics(rng, 0.3, range(2, 5)),
+            edema=rng.uniform(1.35, 1.9),
+            necrosis=rng.uniform(0.45, 0.68),
+        )
     if kind == "meningioma":
         ang = rng.uniform(0, 2 * np.pi)
-        return Tumor(kind, (0.88 * np.cos(ang), 0.88 * np.sin(ang)), rng.uniform(-0.15, 0.6),
-                     rng.uniform(0.14, 0.25), rng.uniform(0.14, 0.26),
-                     _harmonics(rng, 0.12, range(2, 5)),
-                     edema=rng.uniform(1.25, 1.45) if rng.random() < 0.4 else 0.0, angle=ang)
+        return Tumor(
+            kind,
+            (0.88 * np.cos(ang), 0.88 * np.sin(ang)),
+            rng.uniform(-0.15, 0.6),
+            rng.uniform(0.14, 0.25),
+            rng.uniform(0.14, 0.26),
+            _harmonics(rng, 0.12, range(2, 5)),
+            edema=rng.uniform(1.25, 1.45) if rng.random() < 0.4 else 0.0,
+            angle=ang,
+        )
     if kind == "pituitary":
-        return Tumor(kind, (rng.normal(0, 0.01), rng.uniform(0.04, 0.12)),
-                     rng.uniform(-0.52, -0.42), rng.uniform(0.08, 0.13), rng.uniform(0.06, 0.12),
-                     _harmonics(rng, 0.08, range(2, 4)))
+        return Tumor(
+            kind,
+            (rng.normal(0, 0.01), rng.uniform(0.04, 0.12)),
+            rng.uniform(-0.52, -0.42),
+            rng.uniform(0.08, 0.13),
+            rng.uniform(0.08, 0.15),
+            _harmonics(rng, 0.08, range(2, 4)),
+        )
     raise ValueError(f"unknown tumor kind {kind!r}; valid: {', '.join(CLASSES)}")
 
 
@@ -176,13 +209,20 @@ def sample_patient(
     levels = start + (np.arange(n_slices) + 0.5) * span / n_slices if n_slices > 1 else None
     if levels is None:  # a single slice: cut through the tumor (or anywhere without one)
         levels = np.array([tumor.cz + rng.uniform(-0.3, 0.3) * tumor.rz if tumor else start])
+    shape = _harmonics(rng, 0.04, range(2, 6))
+    if tumor is not None and tumor.kind == "meningioma":
+        # Centre on the inner skull surface (which follows the head outline), so about
+        # half the tumor is inside the skull and its base lies broadly against it.
+        a = tumor.angle
+        reach = 0.86 * (1 + float(sum(h * math.cos(k * a + ph) for h, ph, k in shape.T)))
+        tumor.center = (reach * math.cos(a), reach * math.sin(a))
     return Patient(
         kind=kind,
         levels=np.clip(levels, -0.95, 0.95).astype(np.float32),
         center=(float(rng.normal(0, 0.03)), float(rng.normal(0, 0.03))),
         angle=float(rng.normal(0, 0.12)),
         axes=(float(rng.uniform(0.62, 0.74)), float(rng.uniform(0.78, 0.88))),
-        shape=_harmonics(rng, 0.04, range(2, 6)),
+        shape=shape,
         ventricles=float(rng.uniform(0.75, 1.35)),
         gyri=int(rng.integers(18, 27)),
         sulci=np.stack([rng.uniform(0.6, 0.76, 64), rng.random(64)]).astype(np.float32),
@@ -214,9 +254,8 @@ def render_slice(
     """
     cfg = config or PhantomConfig()
     z = float(patient.levels[index])
-    show_tumor = patient.tumor is not None and patient.tumor.present(z)
-    out = draw.render(patient, z, size, rng, cfg, show_tumor)
-    out["label"] = patient.slice_label(index)
+    out = draw.render(patient, z, size, rng, cfg, patient.shows_tumor(index, size))
+    out["label"] = patient.slice_label(index, size)
     out["kind"] = patient.kind
     out["level"] = z
     return out

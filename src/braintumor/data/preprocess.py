@@ -106,8 +106,8 @@ def foreground_box(image: np.ndarray, margin: float = 0.02) -> tuple[int, int, i
 
     The background level is the median of a band along the image edge (dark for MRI,
     white for scanned films, 0 for z-scored volumes); foreground is whatever differs
-    from it by more than 10% of the largest difference after smoothing. The box is that of
-    the largest connected foreground component, grown by ``margin`` of the image side.
+    from it by more than 10% of the largest difference after smoothing. The box is that
+    of the largest connected foreground component, grown by ``margin`` of the side.
     When the background is brighter than the foreground (a white frame around a dark
     film), a second pass finds the head inside the frame against the film's own dark
     background. Returns the whole image when the foreground is tiny or absent.
@@ -128,7 +128,9 @@ def foreground_box(image: np.ndarray, margin: float = 0.02) -> tuple[int, int, i
         return 0, h, 0, w
     limit = (0, small.shape[1], 0, small.shape[2])
     inside = small[:, blobs].mean(axis=1)
-    if float((background[:, 0, 0] - inside).mean()) > 0.1:  # white margins
+    # White margins exist only in photographed or scanned pictures ([0, 1] scale); a
+    # z-scored slice (values of both signs around a 0 background) never takes this path.
+    if small.min() > -0.05 and float((background[:, 0, 0] - inside).mean()) > 0.1:
         # A ring one band inside the frame's inner edge (the smoothed frame bleeds
         # about a band inwards) samples the film's own background.
         core = ndimage.binary_erosion(blobs, iterations=band)

@@ -57,8 +57,9 @@ def cross_validate(cfg: Config, out: Path, *, callbacks: Sequence[Callback] = ()
     for i, splits in enumerate(folds):
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.folds = 0  # each fold folder is an ordinary run, reproducible on its own
-        results.append(fit_run(fold_cfg, out / f"fold_{i}", fmt=fmt, splits=splits,
-                               callbacks=callbacks))
+        results.append(
+            fit_run(fold_cfg, out / f"fold_{i}", fmt=fmt, splits=splits, callbacks=callbacks)
+        )
     if rank_zero_only.rank == 0:
         summary = {
             "folds": cfg.folds,

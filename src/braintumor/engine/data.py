@@ -13,11 +13,9 @@ prediction prepare images exactly as training did:
 
 from __future__ import annotations
 
-import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,16 +38,6 @@ def resolve_crop(task: str, crop: bool | None) -> bool:
             "mapped back onto the input pixels; set data.crop=false (or leave it unset)"
         )
     return bool(crop)
-
-
-def resolve_cache_dir(data: DataConfig) -> Path | None:
-    """Where preprocessed arrays are cached (None: no cache)."""
-    if not data.cache:
-        return None
-    if data.cache_dir:
-        return Path(data.cache_dir).expanduser()
-    env = os.environ.get("BRAINTUMOR_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "braintumor"
 
 
 def output_names(task: str, fmt: DatasetFormat) -> list[str]:
@@ -79,7 +67,9 @@ def subsample(records: list[Record], limit: int | None, seed: int) -> list[Recor
     # Largest-remainder apportionment keeps every class's share and the exact total.
     quotas = {k: limit * len(v) / n for k, v in groups.items()}
     take = {k: int(q) for k, q in quotas.items()}
-    for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[: limit - sum(take.values())]:
+    for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[
+        : limit - sum(take.values())
+    ]:
         take[k] += 1
     keep: list[int] = []
     for k, idx in groups.items():
@@ -124,8 +114,9 @@ class DataBundle:
             image_size=self.image_size,
             channels=self.channels,
             crop=self.crop,
-            cache_dir=resolve_cache_dir(self.cfg),
+            cache_dir=self.cfg.cache_dir,
             transform=transform,
+            cache=self.cfg.cache,
         )
 
     def loader(self, split: str, train: bool = False) -> DataLoader:
@@ -173,8 +164,10 @@ def build_data(
 
         records = subsample(fmt.records(), cfg.data.limit, cfg.seed)
         splits = make_splits(
-            records, val_fraction=cfg.data.val_fraction,
-            test_fraction=cfg.data.test_fraction, seed=cfg.seed,
+            records,
+            val_fraction=cfg.data.val_fraction,
+            test_fraction=cfg.data.test_fraction,
+            seed=cfg.seed,
         )
     return DataBundle(
         fmt=fmt,

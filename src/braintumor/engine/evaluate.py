@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from braintumor.data.base import Record
 from braintumor.engine.data import SPLITS, make_loader, open_format, output_names
 from braintumor.engine.runs import SPLITS_FILE, jsonable, load_run, write_json
 from braintumor.engine.tasks import Task, create_task
@@ -52,18 +53,21 @@ def evaluate_model(
         n += b
     model.train(was_training)
     metrics = ev.compute()
-    return {**({"loss": total / n if n else None} if loss_fn is not None else {}), **metrics,
-            "n": n}
+    return {
+        **({"loss": total / n if n else None} if loss_fn is not None else {}),
+        **metrics,
+        "n": n,
+    }
 
 
-def read_splits(run: Path) -> dict[str, list[str]]:
-    """Sample keys per split from ``RUN/splits.json``."""
+def saved_split(run: Path, records: list[Record], split: str) -> list[Record]:
+    """The records of one split saved in ``RUN/splits.json``."""
     from braintumor.data.splits import load_splits
 
     path = run / SPLITS_FILE
     if not path.is_file():
         raise DataError(f"{run} is not a run folder: {SPLITS_FILE} is missing")
-    return load_splits(path)
+    return load_splits(path, records).get(split, [])
 
 
 def _eval_name(split: str, data_spec: str | None) -> str:
@@ -101,19 +105,14 @@ def evaluate_run(
         raise ConfigError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}")
     run = load_run(run_dir)
     card, cfg = run.card, run.cfg
-    task = create_task(card["task"], card["classes"] if card["task"] == "classification"
-                       else card["mask_channels"], card.get("threshold", 0.5))
+    task = create_task(
+        card["task"],
+        card["classes"] if card["task"] == "classification" else card["mask_channels"],
+        card.get("threshold", 0.5),
+    )
     if data_spec is None:
         fmt = open_format(card["data"]["spec"], card["data"].get("options"))
-        wanted = read_splits(run.path)[split]
-        by_key = {r.key: r for r in fmt.records()}
-        missing = [k for k in wanted if k not in by_key]
-        if missing:
-            raise DataError(
-                f"{len(missing)} samples of the saved {split} split are no longer in "
-                f"{card['data']['spec']} (e.g. {missing[0]}); the data changed since training"
-            )
-        records = [by_key[k] for k in wanted]
+        records = saved_split(run.path, fmt.records(), split)
         used = f"{split} split of {card['data']['spec']}"
     else:
         fmt = open_format(data_spec, options)
@@ -125,8 +124,7 @@ def evaluate_run(
             used = f"official {split} split of {data_spec}"
         elif split != "test":
             raise ConfigError(
-                f"{data_spec} has no official splits: it is evaluated as a whole; "
-                "use --split test"
+                f"{data_spec} has no official splits: it is evaluated as a whole; use --split test"
             )
         else:
             used = f"all samples of {data_spec}"
@@ -141,15 +139,23 @@ def evaluate_run(
     from braintumor.data.dataset import SliceDataset
 
     pre = card["preprocessing"]
-    ds = SliceDataset(fmt, records, image_size=int(pre["image_size"]),
-                      channels=int(pre["channels"]), crop=bool(pre["crop"]))
+    ds = SliceDataset(
+        fmt,
+        records,
+        image_size=int(pre["image_size"]),
+        channels=int(pre["channels"]),
+        crop=bool(pre["crop"]),
+        cache_dir=cfg.data.cache_dir,
+        cache=cfg.data.cache,
+    )
     data_cfg = cfg.data
     if batch_size:
         data_cfg.batch_size = batch_size
     loader = make_loader(ds, data_cfg, shuffle=False)
     loss_fn = task.build_loss(cfg.loss, None, 0.0)
-    metrics = evaluate_model(run.model, task, loader, loss_fn,
-                             device=pick_device(device or cfg.trainer.accelerator))
+    metrics = evaluate_model(
+        run.model, task, loader, loss_fn, device=pick_device(device or cfg.trainer.accelerator)
+    )
     metrics.update(
         split=split if data_spec is None else _eval_name(split, data_spec),
         data=data_spec or card["data"]["spec"],

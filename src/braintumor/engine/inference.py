@@ -43,8 +43,9 @@ def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray
     side = max(height, width)
     x = probs[None].float()
     if x.shape[-1] != side:
-        x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False,
-                          antialias=side < x.shape[-1])
+        x = F.interpolate(
+            x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
+        )
     top, left, h, w = padding_box(height, width)
     return x[0, :, top : top + h, left : left + w].clamp(0, 1).cpu().numpy()
 
@@ -92,8 +93,17 @@ class Predictor:
             img = img[None]
         if img.ndim != 3:
             raise DataError(f"expected an image C x H x W, got shape {img.shape}")
+        c = img.shape[0]
+        if c != self.channels and {c, self.channels} != {1, 3}:
+            raise DataError(
+                f"this run was trained on {self.channels}-channel images but got one with {c} "
+                f"channel(s); give {self.channels} channels (e.g. one NIfTI file per sequence)"
+            )
         sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
-        return prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
+        prepared = prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
+        # SliceDataset stores prepared images as float16 (training, evaluation): round
+        # the same way so that a prediction equals what evaluation computes.
+        return prepared.astype(np.float16).astype(np.float32)
 
     @torch.no_grad()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:

@@ -87,6 +87,7 @@ class BrainTumorModule(L.LightningModule):
         self.train_eval: Evaluator = task.train_evaluator()
         self.val_eval: Evaluator = task.evaluator()
         self.history: list[dict[str, float]] = []
+        self._epoch_lr = math.nan
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -96,6 +97,8 @@ class BrainTumorModule(L.LightningModule):
         if self.freeze_epochs > 0:
             set_frozen(self.model, self.current_epoch < self.freeze_epochs)
         self.train_eval.reset()
+        # Read now: Lightning steps epoch schedulers before on_train_epoch_end.
+        self._epoch_lr = self._lr()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         logits = self.model(batch["image"])
@@ -109,7 +112,7 @@ class BrainTumorModule(L.LightningModule):
         # Validation of this epoch has already run when this hook is called.
         train = scalar_metrics(self.train_eval.compute())
         self.log_dict({f"train_{k}": v for k, v in train.items()}, sync_dist=True)
-        row: dict[str, float] = {"epoch": float(self.current_epoch), "lr": self._lr()}
+        row: dict[str, float] = {"epoch": float(self.current_epoch), "lr": self._epoch_lr}
         for key, value in sorted(self.trainer.callback_metrics.items()):
             if key.startswith(("train_", "val_")):
                 row[key] = float(value)

@@ -99,9 +99,15 @@ def predict_inputs(
         probs = predictor.predict_images([read_image(p) for p in images])
         for p, row in zip(images, probs, strict=True):
             k = int(np.argmax(row))
-            results.append({"input": str(p), "prediction": predictor.names[k],
-                            "probabilities": {n: float(v) for n, v in zip(predictor.names, row,
-                                                                           strict=True)}})
+            results.append(
+                {
+                    "input": str(p),
+                    "prediction": predictor.names[k],
+                    "probabilities": {
+                        n: float(v) for n, v in zip(predictor.names, row, strict=True)
+                    },
+                }
+            )
         return results
     if out_dir is None:
         raise DataError("segmentation writes mask files: pass --out DIR")
@@ -123,10 +129,15 @@ def _segment_image(predictor: Predictor, path: Path, out: Path, used: set[str]) 
     mask = predictor.masks(probs)
     stem = _unique(out, path.stem, used)
     masks = _write_png_masks(mask, out, stem, predictor.names)
-    overlay = save_overlay(image, mask, out / f"{stem}_overlay.png", predictor.names,
-                           title=path.name)
-    return {"input": str(path), "mask": ", ".join(masks), "overlay": str(overlay),
-            "pixels": _pixels(mask, predictor.names)}
+    overlay = save_overlay(
+        image, mask, out / f"{stem}_overlay.png", predictor.names, title=path.name
+    )
+    return {
+        "input": str(path),
+        "mask": ", ".join(masks),
+        "overlay": str(overlay),
+        "pixels": _pixels(mask, predictor.names),
+    }
 
 
 def _segment_volumes(
@@ -149,7 +160,9 @@ def _segment_volumes(
         loaded = [read_volume(p) for p in case]
         shapes = {v.shape for v, _, _ in loaded}
         if len(shapes) > 1:
-            raise DataError(f"{case[0]}: the sequences of one case differ in shape {sorted(shapes)}")
+            raise DataError(
+                f"{case[0]}: the sequences of one case differ in shape {sorted(shapes)}"
+            )
         volume = np.stack([normalize_volume(predictor, v) for v, _, _ in loaded])
         probs = predictor.predict_volume(volume)  # K x X x Y x Z
         mask = predictor.masks(probs)
@@ -157,13 +170,25 @@ def _segment_volumes(
         stem = _unique(out, _stem(case[0]), used)
         data = mask[0] if mask.shape[0] == 1 else np.moveaxis(mask, 0, -1)
         mask_path = write_nifti(out / f"{stem}_mask.nii.gz", data, affine, header)
-        z = int(np.argmax(mask.reshape(-1, mask.shape[-1]).sum(axis=0))) if mask.any() \
+        z = (
+            int(np.argmax(mask.reshape(-1, mask.shape[-1]).sum(axis=0)))
+            if mask.any()
             else mask.shape[-1] // 2
-        overlay = save_overlay(volume[..., z].transpose(0, 2, 1),
-                               mask[..., z].transpose(0, 2, 1),
-                               out / f"{stem}_overlay.png", predictor.names,
-                               title=f"{case[0].name} (axial slice {z})")
-        results.append({"input": ", ".join(str(p) for p in case), "mask": str(mask_path),
-                        "overlay": str(overlay), "slice": z,
-                        "pixels": _pixels(mask, predictor.names)})
+        )
+        overlay = save_overlay(
+            volume[..., z].transpose(0, 2, 1),
+            mask[..., z].transpose(0, 2, 1),
+            out / f"{stem}_overlay.png",
+            predictor.names,
+            title=f"{case[0].name} (axial slice {z})",
+        )
+        results.append(
+            {
+                "input": ", ".join(str(p) for p in case),
+                "mask": str(mask_path),
+                "overlay": str(overlay),
+                "slice": z,
+                "pixels": _pixels(mask, predictor.names),
+            }
+        )
     return results

@@ -16,7 +16,7 @@ import json
 import math
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,18 @@ CONFUSION_FILE = "confusion_matrix.png"
 LOGS_DIR = "logs"
 CV_FILE = "cv_metrics.json"
 # What a run writes; ``--force`` removes exactly these before training again.
-RUN_ARTIFACTS = (CONFIG_FILE, SPLITS_FILE, WEIGHTS_FILE, CARD_FILE, METRICS_FILE,
-                 HISTORY_FILE, CURVES_FILE, CONFUSION_FILE, LOGS_DIR, CV_FILE)
+RUN_ARTIFACTS = (
+    CONFIG_FILE,
+    SPLITS_FILE,
+    WEIGHTS_FILE,
+    CARD_FILE,
+    METRICS_FILE,
+    HISTORY_FILE,
+    CURVES_FILE,
+    CONFUSION_FILE,
+    LOGS_DIR,
+    CV_FILE,
+)
 
 
 def jsonable(obj: Any) -> Any:
@@ -82,8 +92,10 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 def holds_model(out: Path) -> bool:
     """True when ``out`` already holds a trained run (single or cross-validated)."""
-    return (out / WEIGHTS_FILE).exists() or (out / CV_FILE).exists() or any(
-        (p / WEIGHTS_FILE).exists() for p in out.glob("fold_*")
+    return (
+        (out / WEIGHTS_FILE).exists()
+        or (out / CV_FILE).exists()
+        or any((p / WEIGHTS_FILE).exists() for p in out.glob("fold_*"))
     )
 
 
@@ -124,7 +136,7 @@ def save_run_model(out: Path, model: nn.Module, card: dict[str, Any]) -> Path:
     # clone(): tied weights share storage, which safetensors refuses to save twice.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
-    card = {**card, "created": card.get("created") or datetime.now(timezone.utc).isoformat()}
+    card = {**card, "created": card.get("created") or datetime.now(UTC).isoformat()}
     write_json(out / CARD_FILE, card)
     return out / WEIGHTS_FILE
 

@@ -217,7 +217,10 @@ class SegmentationTask(Task):
         return torch.sigmoid(logits.float())
 
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "segmentation": SegmentationTask}
+TASKS: dict[str, type[Task]] = {
+    "classification": ClassificationTask,
+    "segmentation": SegmentationTask,
+}
 
 
 def create_task(name: str, output_names: Sequence[str], threshold: float = 0.5) -> Task:

@@ -13,7 +13,6 @@ import copy
 import shutil
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,6 @@ from braintumor.engine import runs
 from braintumor.engine.data import (
     build_data,
     class_weights,
-    open_format,
-    subsample,
 )
 from braintumor.engine.evaluate import evaluate_model, pick_device
 from braintumor.engine.module import BrainTumorModule
@@ -93,7 +90,7 @@ def train(
 def _load_best(model: torch.nn.Module, ckpt_path: str) -> dict[str, Any]:
     """Copy the best checkpoint's weights into ``model``; returns the checkpoint metadata."""
     state, meta = checkpoint_state(ckpt_path)
-    weights = {k[len("model."):]: v.clone() for k, v in state.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v.clone() for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights, strict=True)
     return meta
 
@@ -120,8 +117,9 @@ def fit_run(
     # The resolved config: what was actually used, so the run can be reproduced.
     cfg.data.channels, cfg.data.crop = data.channels, data.crop
     cfg.loss = cfg.loss or task.default_loss
-    model = create_model(cfg.model.name, in_channels=data.channels,
-                         num_classes=task.num_outputs, **cfg.model.kwargs)
+    model = create_model(
+        cfg.model.name, in_channels=data.channels, num_classes=task.num_outputs, **cfg.model.kwargs
+    )
     if cfg.model.pretrained:
         from braintumor.models.pretrained import load_pretrained
 
@@ -129,21 +127,38 @@ def fit_run(
     weights = None
     if cfg.optim.class_weights and cfg.task == "classification":
         weights = class_weights(data.splits["train"], task.num_outputs)
-    module = BrainTumorModule(model, task, cfg.optim, cfg.trainer.epochs, loss=cfg.loss,
-                              class_weights=weights, freeze_epochs=cfg.model.freeze_epochs)
+    module = BrainTumorModule(
+        model,
+        task,
+        cfg.optim,
+        cfg.trainer.epochs,
+        loss=cfg.loss,
+        class_weights=weights,
+        freeze_epochs=cfg.model.freeze_epochs,
+    )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")
     test_loader = data.loader("test")  # built now: an empty test split fails before training
     ckpt = ModelCheckpoint(
-        dirpath=out / runs.LOGS_DIR / "checkpoints", filename="best",
-        monitor=f"val_{task.monitor}", mode=task.monitor_mode, save_top_k=1,
-        save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False,
+        dirpath=out / runs.LOGS_DIR / "checkpoints",
+        filename="best",
+        monitor=f"val_{task.monitor}",
+        mode=task.monitor_mode,
+        save_top_k=1,
+        save_weights_only=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
     )
     extra: list[Callback] = [ckpt, *callbacks]
     if cfg.trainer.patience > 0:
-        extra.append(EarlyStopping(monitor=f"val_{task.monitor}", mode=task.monitor_mode,
-                                   patience=cfg.trainer.patience))
-    trainer = build_trainer(cfg, out, extra, freeze=cfg.model.freeze_epochs > 0)
+        extra.append(
+            EarlyStopping(
+                monitor=f"val_{task.monitor}", mode=task.monitor_mode, patience=cfg.trainer.patience
+            )
+        )
+    trainer = build_trainer(
+        cfg, out, extra, freeze=cfg.model.freeze_epochs > 0, batches_per_epoch=len(train_loader)
+    )
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / runs.CONFIG_FILE)
@@ -154,33 +169,57 @@ def fit_run(
     if not trainer.is_global_zero:
         return {}
 
-    selected: dict[str, Any] = {"monitor": f"val_{task.monitor}", "best_epoch": None,
-                                "best_val": None, "selected": "last"}
+    selected: dict[str, Any] = {
+        "monitor": f"val_{task.monitor}",
+        "best_epoch": None,
+        "best_val": None,
+        "selected": "last",
+    }
     if ckpt.best_model_path:
         meta = _load_best(model, ckpt.best_model_path)
         best = ckpt.best_model_score
-        selected.update(best_epoch=meta.get("epoch"), selected="best",
-                        best_val=float(best) if best is not None else None)
+        selected.update(
+            best_epoch=meta.get("epoch"),
+            selected="best",
+            best_val=float(best) if best is not None else None,
+        )
         shutil.rmtree(Path(ckpt.best_model_path).parent, ignore_errors=True)
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
-    metrics = evaluate_model(model, task, test_loader, plain_loss,
-                             device=pick_device(cfg.trainer.accelerator))
-    metrics.update(split="test", model=cfg.model.name, params=count_params(model),
-                   train_seconds=round(seconds, 2), epochs_trained=trainer.current_epoch,
-                   **selected)
+    metrics = evaluate_model(
+        model, task, test_loader, plain_loss, device=pick_device(cfg.trainer.accelerator)
+    )
+    metrics.update(
+        split="test",
+        model=cfg.model.name,
+        params=count_params(model),
+        train_seconds=round(seconds, 2),
+        epochs_trained=trainer.current_epoch,
+        **selected,
+    )
     _write_outputs(cfg, out, model, task, data, module.history, metrics)
     return metrics
 
 
-def _write_outputs(cfg: Config, out: Path, model: torch.nn.Module, task: Task, data: Any,
-                   history: list[dict[str, float]], metrics: dict[str, Any]) -> None:
+def _write_outputs(
+    cfg: Config,
+    out: Path,
+    model: torch.nn.Module,
+    task: Task,
+    data: Any,
+    history: list[dict[str, float]],
+    metrics: dict[str, Any],
+) -> None:
     from braintumor.reports.plots import plot_confusion_matrix, plot_learning_curves
 
     is_cls = cfg.task == "classification"
     card = runs.make_card(
-        cfg, in_channels=data.channels, num_classes=task.num_outputs,
-        classes=list(data.fmt.classes), mask_channels=list(data.fmt.mask_channels),
-        crop=data.crop, params=metrics["params"],
+        cfg,
+        in_channels=data.channels,
+        num_classes=task.num_outputs,
+        classes=list(data.fmt.classes),
+        mask_channels=list(data.fmt.mask_channels),
+        crop=data.crop,
+        params=metrics["params"],
         metrics={k: metrics.get(k) for k in task.headline},
     )
     model.cpu()
@@ -188,11 +227,13 @@ def _write_outputs(cfg: Config, out: Path, model: torch.nn.Module, task: Task, d
     runs.write_json(out / runs.METRICS_FILE, metrics)
     runs.write_history(out / runs.HISTORY_FILE, history)
     names = [task.monitor] + [m for m in task.headline if m != task.monitor][:2]
-    plot_learning_curves(history, out / runs.CURVES_FILE, metrics=names,
-                         title=f"{cfg.model.name} on {cfg.data.spec}")
+    plot_learning_curves(
+        history, out / runs.CURVES_FILE, metrics=names, title=f"{cfg.model.name} on {cfg.data.spec}"
+    )
     if is_cls:
-        plot_confusion_matrix(metrics["confusion_matrix"], data.names,
-                              out / runs.CONFUSION_FILE, title="test split")
+        plot_confusion_matrix(
+            metrics["confusion_matrix"], data.names, out / runs.CONFUSION_FILE, title="test split"
+        )
 
 
 __all__ = ["check_config", "fit_run", "train"]

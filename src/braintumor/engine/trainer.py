@@ -58,7 +58,11 @@ def progress_callbacks(enabled: bool) -> list[Callback]:
 
 
 def build_trainer(
-    cfg: Config, out: Path, callbacks: Sequence[Callback], freeze: bool = False
+    cfg: Config,
+    out: Path,
+    callbacks: Sequence[Callback],
+    freeze: bool = False,
+    batches_per_epoch: int | None = None,
 ) -> L.Trainer:
     """A ``Trainer`` for ``cfg``, logging under ``out/logs``."""
     t = cfg.trainer
@@ -82,7 +86,10 @@ def build_trainer(
         callbacks=[*progress_callbacks(t.progress), *callbacks],
         enable_progress_bar=t.progress,
         enable_model_summary=t.progress,
-        log_every_n_steps=t.log_every_n_steps,
+        # Never more than an epoch apart (Lightning warns and logs nothing otherwise).
+        log_every_n_steps=max(
+            1, min(t.log_every_n_steps, batches_per_epoch or t.log_every_n_steps)
+        ),
         deterministic=t.deterministic,
         num_sanity_val_steps=0,  # the sanity pass would feed the val metric twice
         default_root_dir=str(out / LOGS_DIR),

@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["auroc_binary", "classification_metrics", "confusion_matrix", "expected_calibration_error"]
+__all__ = [
+    "auroc_binary",
+    "classification_metrics",
+    "confusion_matrix",
+    "expected_calibration_error",
+]
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -71,9 +76,7 @@ def expected_calibration_error(
     return float(ece)
 
 
-def classification_metrics(
-    probs: Any, targets: Any, class_names: Sequence[str]
-) -> dict[str, Any]:
+def classification_metrics(probs: Any, targets: Any, class_names: Sequence[str]) -> dict[str, Any]:
     """All classification metrics of one split.
 
     Args:

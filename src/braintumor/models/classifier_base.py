@@ -65,6 +65,8 @@ class Classifier(nn.Module):
     # -- shared -------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line error for inputs the layer stack cannot take."""
+        if torch.jit.is_tracing():  # ONNX export: shapes are fixed by the example input
+            return
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ConfigError(
                 f"{type(self).__name__} expects B x {self.in_channels} x H x W input, got "

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from braintumor.errors import ConfigError, DataError
@@ -69,9 +71,7 @@ def weights_cache_dir() -> Path:
 
 
 def _manual_hint(url: str) -> str:
-    return (
-        f"download {url} by hand and pass --pretrained PATH (config: model.pretrained=PATH)"
-    )
+    return f"download {url} by hand and pass --pretrained PATH (config: model.pretrained=PATH)"
 
 
 def download_weights(url: str, cache_dir: str | Path | None = None) -> Path:
@@ -120,12 +120,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise DataError(f"weights file {p} must end in {', '.join(WEIGHT_SUFFIXES)}")
     try:
         if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             obj: object = load_file(str(p), device="cpu")
         else:
             obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError) as exc:
+    except (
+        pickle.UnpicklingError,
+        SafetensorError,
+        RuntimeError,
+        OSError,
+        ValueError,
+        EOFError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"cannot read weights file {p} ({first[:200]}); it must be a state dict of tensors "
@@ -138,7 +143,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
     tensors = (
-        {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, dict) else {}
+        {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if isinstance(obj, dict)
+        else {}
     )
     if not tensors:
         raise DataError(f"weights file {p} holds no state dict of tensors")
@@ -204,7 +211,12 @@ def load_pretrained(model: nn.Module, source: str | Path, strict: bool = False) 
         if tensor.shape == want:
             new[key] = tensor
             report.loaded.append(key)
-        elif key == first and tensor.ndim == 4 and tensor.shape[0] == want[0] and tensor.shape[2:] == want[2:]:
+        elif (
+            key == first
+            and tensor.ndim == 4
+            and tensor.shape[0] == want[0]
+            and tensor.shape[2:] == want[2:]
+        ):
             new[key] = adapt_first_conv(tensor, want[1])
             report.loaded.append(key)
             report.adapted.append(key)
@@ -222,9 +234,7 @@ def load_pretrained(model: nn.Module, source: str | Path, strict: bool = False) 
             "pass weights saved from the same architecture"
         )
     # Old checkpoints lack BatchNorm's step counter; it is irrelevant for the weights.
-    report.missing = [
-        k for k in own if k not in src and not k.endswith("num_batches_tracked")
-    ]
+    report.missing = [k for k in own if k not in src and not k.endswith("num_batches_tracked")]
     if strict and (report.missing or report.unexpected):
         raise DataError(f"weights file {path} does not fit {name} exactly: {report.summary()}")
     model.load_state_dict(new, strict=False)

@@ -122,6 +122,8 @@ class VisionTransformer(Classifier):
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
+        if torch.jit.is_tracing():
+            return
         h, w = x.shape[-2:]
         if h % self.patch_size or w % self.patch_size:
             raise ConfigError(
@@ -161,7 +163,7 @@ class VisionTransformer(Classifier):
         return cls if pre_logits else self.head(cls)
 
     def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Per-layer attention weights, each B x heads x N x N (N = 1 + patches; token 0 = class)."""
+        """Per-layer attention weights, each B x heads x N x N (N = 1 + patches; 0 = class)."""
         self.check_input(x)
         return self._encode(x)[1]
 

@@ -21,7 +21,7 @@ from braintumor.pipeline.gating import gate_mask, no_tumor_index, tumor_probabil
 from braintumor.pipeline.inputs import ScanInput
 
 # Formats whose images are z-scored per volume; every other format is on [0, 1].
-ZSCORE_FORMATS = frozenset({"brats"})
+ZSCORE_FORMATS = frozenset({"brats", "brats-h5"})
 
 
 class Stage(Protocol):

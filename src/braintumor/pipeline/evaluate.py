@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.data import Record, create_format, parse_spec
+from braintumor.data import DatasetFormat, Record, create_format, parse_spec
 from braintumor.data.io import robust_scale
 from braintumor.errors import DataError
 from braintumor.metrics.segmentation import SegmentationEvaluator
-from braintumor.pipeline.core import TwoStagePipeline, input_scale, progress
+from braintumor.pipeline.core import ZSCORE_FORMATS, TwoStagePipeline, input_scale, progress
 
 METRICS_FILE = "pipeline_metrics.json"
 HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
@@ -37,12 +37,14 @@ def choose_split(segmenter_run: Path, seg_card: dict[str, Any], seg_cfg: Any, da
     """The records of ``split`` and a sentence saying where the split comes from."""
     from braintumor.data.splits import load_splits, make_splits
 
-    by_key = {r.key: r for r in records}
     saved = segmenter_run / "splits.json"
     if saved.is_file() and _same_data(seg_card["data"]["spec"], data_spec):
-        keys = load_splits(saved).get(split, [])
-        if keys and all(k in by_key for k in keys):
-            return [by_key[k] for k in keys], f"the segmenter's saved splits.json ({split})"
+        try:
+            chosen = load_splits(saved, records).get(split, [])
+        except DataError:  # same format, different data (moved, regenerated, subset)
+            chosen = []
+        if chosen:
+            return chosen, f"the segmenter's saved splits.json ({split})"
     fresh = make_splits(records, val_fraction=seg_cfg.data.val_fraction,
                         test_fraction=seg_cfg.data.test_fraction, seed=seg_cfg.seed)
     return list(fresh[split]), (
@@ -62,15 +64,20 @@ def _rescale(image: np.ndarray, src: str, dst: str) -> np.ndarray:
     return np.stack([zscore_brain(c) for c in image])
 
 
-def _classifier_overlap(classifier_run: Path, keys: set[str]) -> int:
-    """Test slices the classifier saw in training (same data set only)."""
+def _classifier_overlap(classifier_run: Path, records: list[Record],
+                        chosen: list[Record]) -> int | None:
+    """How many evaluated slices the classifier trained or validated on (None: unknown)."""
     from braintumor.data.splits import load_splits
 
     path = classifier_run / "splits.json"
     if not path.is_file():
+        return None
+    try:
+        saved = load_splits(path, records)
+    except DataError:  # the classifier was trained on other data: no overlap possible
         return 0
-    saved = load_splits(path)
-    return len(keys & set(saved.get("train", [])) | keys & set(saved.get("val", [])))
+    seen = {r.key for name in ("train", "val") for r in saved.get(name, [])}
+    return sum(r.key in seen for r in chosen)
 
 
 class _Tally:
@@ -96,6 +103,56 @@ class _Tally:
             "per_channel": {c: {k: v.get(k) for k in HEADLINE}
                             for c, v in m["per_channel"].items()},
         }
+
+
+def score_pipeline(
+    pipe: TwoStagePipeline,
+    fmt: DatasetFormat,
+    records: list[Record],
+    data_scale: str = "unit",
+    *,
+    batch: int = 16,
+    show_progress: bool = False,
+    description: str = "pipeline",
+) -> dict[str, Any]:
+    """Gated and un-gated scores of ``pipe`` on ``records`` of ``fmt`` (with masks).
+
+    Returns:
+        ``n_healthy_slices``, ``n_tumor_slices``, ``ungated`` and ``gated`` (metrics and
+        false positives on healthy slices) and ``gate`` (what the gate emptied).
+    """
+    cls_scale, seg_scale = input_scale(pipe.classifier.card), input_scale(pipe.segmenter.card)
+    gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
+    n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
+    for i in progress(range(0, len(records), batch), description, show_progress):
+        samples = [fmt.load(rec) for rec in records[i : i + batch]]
+        results = pipe.predict([_rescale(s["image"], data_scale, cls_scale) for s in samples],
+                               [_rescale(s["image"], data_scale, seg_scale) for s in samples],
+                               batch_size=batch)
+        for s, r in zip(samples, results, strict=True):
+            truth = np.asarray(s["mask"], dtype=np.uint8)
+            pid = str(s["patient_id"])
+            ungated.add(r.raw_mask, truth, pid)
+            gated.add(r.mask, truth, pid)
+            tumor = bool(truth.any())
+            n_tumor += tumor
+            n_healthy += not tumor
+            gate_tp += tumor and r.kept
+            gate_tn += (not tumor) and (not r.kept)
+            emptied_hit += tumor and not r.kept and bool(r.raw_mask.any())
+    return {
+        "n_healthy_slices": n_healthy,
+        "n_tumor_slices": n_tumor,
+        "ungated": ungated.summary(n_healthy),
+        "gated": gated.summary(n_healthy),
+        "gate": {
+            "tumor_slices_wrongly_emptied": n_tumor - gate_tp,
+            "wrongly_emptied_where_segmenter_found_tumor": emptied_hit,
+            "healthy_slices_emptied": gate_tn,
+            "sensitivity": gate_tp / n_tumor if n_tumor else None,
+            "specificity": gate_tn / n_healthy if n_healthy else None,
+        },
+    }
 
 
 def evaluate_pipeline(
@@ -126,31 +183,14 @@ def evaluate_pipeline(
             f"{data_spec} has mask channels {list(fmt.mask_channels) or 'none'} but the "
             f"segmenter predicts {pipe.mask_channels}; evaluate on data with the same masks"
         )
+    all_records = fmt.records()
     records, source = choose_split(Path(segmenter_run), seg_run.card, seg_run.cfg, data_spec,
-                                   fmt.records(), split)
+                                   all_records, split)
     if not records:
         raise DataError(f"the {split} split of {data_spec} is empty; nothing to evaluate")
-    data_scale = "zscore" if parse_spec(data_spec)[0] == "brats" else "unit"
-    cls_scale, seg_scale = input_scale(pipe.classifier.card), input_scale(pipe.segmenter.card)
-    gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
-    n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
-    batch = 16
-    for i in progress(range(0, len(records), batch), f"pipeline on {split}", show_progress):
-        samples = [fmt.load(rec) for rec in records[i : i + batch]]
-        results = pipe.predict([_rescale(s["image"], data_scale, cls_scale) for s in samples],
-                               [_rescale(s["image"], data_scale, seg_scale) for s in samples],
-                               batch_size=batch)
-        for s, r in zip(samples, results, strict=True):
-            truth = np.asarray(s["mask"], dtype=np.uint8)
-            pid = str(s["patient_id"])
-            ungated.add(r.raw_mask, truth, pid)
-            gated.add(r.mask, truth, pid)
-            tumor = bool(truth.any())
-            n_tumor += tumor
-            n_healthy += not tumor
-            gate_tp += tumor and r.kept
-            gate_tn += (not tumor) and (not r.kept)
-            emptied_hit += tumor and not r.kept and bool(r.raw_mask.any())
+    data_scale = "zscore" if parse_spec(data_spec)[0] in ZSCORE_FORMATS else "unit"
+    scores = score_pipeline(pipe, fmt, records, data_scale, show_progress=show_progress,
+                            description=f"pipeline on {split}")
     result = {
         "classifier": str(classifier_run),
         "segmenter": str(segmenter_run),
@@ -160,19 +200,9 @@ def evaluate_pipeline(
         "threshold": threshold,
         "n_images": len(records),
         "n_patients": len({r.patient_id for r in records}),
-        "n_healthy_slices": n_healthy,
-        "n_tumor_slices": n_tumor,
-        "classifier_saw_test_slices": _classifier_overlap(Path(classifier_run),
-                                                          {r.key for r in records}),
-        "ungated": ungated.summary(n_healthy),
-        "gated": gated.summary(n_healthy),
-        "gate": {
-            "tumor_slices_wrongly_emptied": n_tumor - gate_tp,
-            "wrongly_emptied_where_segmenter_found_tumor": emptied_hit,
-            "healthy_slices_emptied": gate_tn,
-            "sensitivity": gate_tp / n_tumor if n_tumor else None,
-            "specificity": gate_tn / n_healthy if n_healthy else None,
-        },
+        "classifier_saw_test_slices": _classifier_overlap(Path(classifier_run), all_records,
+                                                          records),
+        **scores,
         "resolution": "each slice at its own size (the segmenter's output mapped back)",
     }
     out = Path(out).expanduser()
@@ -198,7 +228,7 @@ def comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("mIoU (tumor + background)", "miou"),
         ("Dice (mean per patient)", "dice_per_patient_mean"),
         ("IoU (mean per patient)", "iou_per_patient_mean"),
-        ("HD95 (px, both non-empty)", "hd95"),
+        ("HD95 (px)", "hd95"),
         (f"FP pixels on {result['n_healthy_slices']} healthy slices", "fp_pixels_healthy"),
         ("FP slices among healthy slices", "fp_slices_healthy"),
     ]

@@ -7,9 +7,10 @@ spacing in mm where the file records it).
 
 Intensities: models expect the scale of the data set they were trained on, so the
 scan is kept on its own scale here and scaled per model by :meth:`ScanInput.slices`:
-``unit`` ([0, 1]: 8-bit files / 255, anything else by robust percentiles over the
-whole volume) or ``zscore`` (zero mean, unit variance inside the non-zero "brain"
-voxels of each channel and volume, 0 outside: what the ``brats`` format does).
+``unit`` ([0, 1]: 8-bit files / 255, float data already on [0, 1] as it is, anything
+else by robust percentiles over the whole volume, per channel) or ``zscore`` (zero
+mean, unit variance inside the non-zero "brain" voxels of each channel and volume, 0
+outside: what the ``brats`` format does).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class ScanInput:
             raise ValueError(f"unknown intensity scale {scale!r}; use one of {SCALES}")
         vol = self.data if self.is_volume else self.data[:, None]  # C x Z x H x W
         if scale == "unit":
-            out = vol if self.unit_scaled else np.stack([robust_scale(c) for c in vol])
+            # As read_image does: float data already on [0, 1] keeps its values.
+            unit = self.unit_scaled or (vol.size > 0 and vol.min() >= 0 and vol.max() <= 1)
+            out = vol if unit else np.stack([robust_scale(c) for c in vol])
         else:
             out = np.stack([zscore_brain(np.nan_to_num(c)) for c in vol])
         return [np.ascontiguousarray(out[:, z], dtype=np.float32) for z in range(out.shape[1])]

@@ -113,8 +113,15 @@ def plot_confusion_matrix(
     for i in range(k):
         for j in range(k):
             color = "white" if rates[i, j] > 0.5 else "black"
-            ax.text(j, i, f"{counts[i, j]}\n{rates[i, j]:.0%}", ha="center", va="center",
-                    fontsize=8, color=color)
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]}\n{rates[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=color,
+            )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from braintumor.errors import BrainTumorError, ConfigError
 from braintumor.serve.results import classification_result, segmentation_result
@@ -81,7 +82,11 @@ def load_served_model(run_dir: str | Path, name: str | None = None) -> ServedMod
 def create_app(
     run_dirs: Sequence[str | Path], max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 ) -> FastAPI:
-    """Build the service for one or more run folders (names must be unique)."""
+    """Build the service for one or more run folders.
+
+    Each model is named after its run folder (``runs/a/best`` and ``runs/b/best``
+    become ``best`` and ``best-2``); ``POST /predict`` without ``model=`` uses the first.
+    """
     if not run_dirs:
         raise ConfigError("serve needs at least one run folder: braintumor serve RUN [RUN...]")
     models: list[ServedModel] = []
@@ -108,7 +113,7 @@ def _safe_suffix(filename: str) -> str:
     """The upload's extension (read_image dispatches on it); odd characters dropped."""
     low = filename.lower()
     suffix = ".nii.gz" if low.endswith(".nii.gz") else Path(low).suffix
-    return suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
+    return suffix if suffix.replace(".", "").isalnum() and len(suffix) <= 8 else ""
 
 
 def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[str, Any]:
@@ -216,9 +221,8 @@ def build_app(
             form = await Request(request.scope, bounded_receive).form(max_files=1, max_fields=8)
         except _UploadTooLarge:
             return too_large
-        except Exception as exc:  # malformed body; starlette raises HTTPException(400)
-            detail = getattr(exc, "detail", None) or exc
-            return _json_error(400, f"cannot parse the multipart upload: {detail}")
+        except HTTPException as exc:  # starlette's answer to a malformed multipart body
+            return _json_error(400, f"cannot parse the multipart upload: {exc.detail}")
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             await form.close()

@@ -57,10 +57,11 @@ def segmentation_result(
 
     Returns:
         ``tumor_area_px`` and ``bbox`` of the union of all regions (the whole tumour for
-        nested BraTS regions), ``regions`` (pixels per channel), ``overlay_png`` (the
-        scan with each region in its colour) and ``mask_png`` (union, 0/255), both base64.
+        nested BraTS regions), ``regions`` (pixels per channel), ``colors`` (each
+        region's colour in the overlay), ``overlay_png`` (the scan with each region in
+        its colour) and ``mask_png`` (union, 0/255), both base64 PNG.
     """
-    from braintumor.reports.overlay import overlay_rgb
+    from braintumor.reports.overlay import overlay_rgb, region_color
 
     p = np.asarray(probs, dtype=np.float32)
     if p.ndim == 2:
@@ -78,6 +79,9 @@ def segmentation_result(
         "tumor_fraction": round(float(union.mean()), 6),
         "bbox": bounding_box(union),
         "regions": {n: int(m.sum()) for n, m in zip(names, masks, strict=True)},
+        "colors": {
+            n: "#{:02x}{:02x}{:02x}".format(*region_color(n, k)) for k, n in enumerate(names)
+        },
         "max_probability": round(float(p.max()), 6),
         "overlay_png": png_base64(overlay_rgb(image, masks.astype(np.uint8), names)),
         "mask_png": png_base64(union.astype(np.uint8) * 255),

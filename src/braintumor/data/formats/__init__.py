@@ -10,4 +10,5 @@ from braintumor.data.formats import (  # noqa: F401
     figshare,
     image_folder,
     lgg,
+    synthetic,
 )

@@ -1,0 +1,240 @@
+"""``SliceDataset``: preprocessed 2D samples of any format, cached on disk.
+
+Decoding and resizing are done once: the prepared arrays (images as float16,
+masks as uint8, labels) are written to a cache folder keyed by everything that
+determines them (format, root, options, record keys, source file sizes and
+mtimes, geometry, :data:`CACHE_VERSION`). Later epochs, workers and runs read
+them through memory maps and never decode an image again. A cache is built in a
+temporary folder and renamed into place, so an interrupted run never leaves a
+half-written cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from braintumor.data import preprocess
+from braintumor.data.base import DatasetFormat, Record
+from braintumor.errors import DataError
+
+CACHE_VERSION = 1  # bump when preprocessing changes what a cached array holds
+PROGRESS_MIN = 200  # show a progress bar when preparing at least this many samples
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, else ``$BRAINTUMOR_CACHE``, else ``~/.cache/braintumor``."""
+    chosen = cache_dir or os.environ.get("BRAINTUMOR_CACHE") or "~/.cache/braintumor"
+    return Path(chosen).expanduser()
+
+
+def _stamp(records: list[Record]) -> list[list[Any]]:
+    """Size and mtime of every distinct source file, so edited data invalidates the cache."""
+    out = []
+    for path in dict.fromkeys(p for r in records for p in (r.path, r.mask_path) if p):
+        try:
+            st = os.stat(path)
+        except OSError:  # not a local file (e.g. synthetic://): its key says it all
+            continue
+        out.append([path, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def cache_key(
+    fmt: DatasetFormat, records: list[Record], image_size: int, channels: int | None, crop: bool
+) -> str:
+    """Hash of everything that determines the prepared arrays."""
+    ident = {
+        "format": fmt.name,
+        "root": str(fmt.root) if fmt.root is not None else None,
+        "options": fmt.options,
+        "keys": [r.key for r in records],
+        "files": _stamp(records),
+        "geometry": [image_size, channels, bool(crop)],
+        "version": CACHE_VERSION,
+    }
+    blob = json.dumps(ident, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+class SliceDataset(Dataset):
+    """Torch dataset of prepared samples (see the data contract in ARCHITECTURE.md).
+
+    Items: ``image`` FloatTensor C x H x W, ``mask`` FloatTensor K x H x W (only when
+    the format has mask channels), ``label`` LongTensor, ``patient_id``, ``path``.
+    ``transform`` (if given) is applied to that dict.
+
+    Args:
+        fmt: the data set format that loads the records.
+        records: the samples to include (e.g. one split).
+        image_size, channels, crop: passed to :func:`preprocess.prepare_sample`.
+        cache_dir: cache folder (default: ``$BRAINTUMOR_CACHE`` or ``~/.cache/braintumor``).
+        transform: augmentation applied to each item dict.
+        cache: False keeps the prepared arrays in memory only.
+    """
+
+    def __init__(
+        self,
+        fmt: DatasetFormat,
+        records: Iterable[Record],
+        image_size: int,
+        channels: int | None,
+        crop: bool,
+        cache_dir: str | Path | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.fmt = fmt
+        self.records = list(records)
+        if not self.records:
+            raise DataError(f"no samples given to the {fmt.name!r} dataset; check the split")
+        self.image_size, self.channels, self.crop = image_size, channels, crop
+        self.transform = transform
+        self.classes = list(fmt.classes)
+        self.mask_channels = list(fmt.mask_channels)
+        self.cache_path: Path | None = None
+        self._images: np.ndarray | None = None
+        self._masks: np.ndarray | None = None
+        if cache:
+            key = cache_key(fmt, self.records, image_size, channels, crop)
+            self.cache_path = cache_root(cache_dir) / f"{fmt.name}-{key}"
+            if not self._valid(self.cache_path):
+                self._build(self.cache_path)
+            self._open()
+        else:
+            self._images, self._masks, self.labels = self._prepare_all(None)
+
+    # --- building -----------------------------------------------------------------
+    def _prepare_all(self, folder: Path | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Load and prepare every record into arrays (memory maps inside ``folder``)."""
+        n, k = len(self.records), len(self.mask_channels)
+        images = masks = None
+        labels = np.empty(n, dtype=np.int64)
+        for i, rec in enumerate(_progress(self.records, f"preparing {self.fmt.name}")):
+            s = preprocess.prepare_sample(
+                self.fmt.load(rec), self.image_size, self.channels, self.crop
+            )
+            img = s["image"]
+            if images is None:
+                shape = (n, *img.shape)
+                images = _alloc(folder, "images", shape, np.float16)
+                if k:
+                    masks = _alloc(folder, "masks", (n, k, *img.shape[1:]), np.uint8)
+            elif img.shape != images.shape[1:]:
+                raise DataError(
+                    f"{rec.key} prepares to {img.shape[0]} channel(s) but earlier samples to "
+                    f"{images.shape[1]}; set data.channels to a fixed count (1 or 3)"
+                )
+            images[i] = img
+            if masks is not None:
+                if s["mask"] is not None and s["mask"].shape[0] != k:
+                    raise DataError(
+                        f"mask of {rec.key} has {s['mask'].shape[0]} channel(s); "
+                        f"format {self.fmt.name!r} declares {k}"
+                    )
+                masks[i] = 0 if s["mask"] is None else s["mask"]
+            labels[i] = int(s["label"])
+        assert images is not None  # records is not empty
+        return images, masks, labels
+
+    def _build(self, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            images, masks, labels = self._prepare_all(tmp)
+            shape, has_mask = list(images.shape), masks is not None
+            for arr in (images, masks):
+                if isinstance(arr, np.memmap):
+                    arr.flush()
+            del images, masks
+            np.save(tmp / "labels.npy", labels)
+            meta = {
+                "version": CACHE_VERSION,
+                "format": self.fmt.name,
+                "n": len(self.records),
+                "image_shape": shape,
+                "masks": has_mask,
+                "keys": [r.key for r in self.records],
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks completion
+            if final.exists():  # an invalid leftover (validated before building)
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except OSError:  # another process finished the same cache first: use theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _valid(self, folder: Path) -> bool:
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            ok = meta["n"] == len(self.records) and meta["version"] == CACHE_VERSION
+            ok = ok and (folder / "images.npy").is_file() and (folder / "labels.npy").is_file()
+            return bool(ok and (not self.mask_channels or (folder / "masks.npy").is_file()))
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def _open(self) -> None:
+        assert self.cache_path is not None
+        self._images = np.load(self.cache_path / "images.npy", mmap_mode="r")
+        if self.mask_channels:
+            self._masks = np.load(self.cache_path / "masks.npy", mmap_mode="r")
+        self.labels = np.load(self.cache_path / "labels.npy")
+        if len(self._images) != len(self.records):
+            raise DataError(f"cache {self.cache_path} is inconsistent; delete it and rerun")
+
+    # --- Dataset ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self._images is None:  # a worker process: reopen the memory maps
+            self._open()
+        assert self._images is not None
+        rec = self.records[index]
+        item: dict[str, Any] = {
+            "image": torch.from_numpy(np.asarray(self._images[index], dtype=np.float32)),
+            "label": torch.tensor(int(self.labels[index]), dtype=torch.long),
+            "patient_id": rec.patient_id,
+            "path": rec.key,
+        }
+        if self._masks is not None:
+            item["mask"] = torch.from_numpy(np.asarray(self._masks[index], dtype=np.float32))
+        return self.transform(item) if self.transform is not None else item
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Memory maps are reopened in each worker instead of being pickled whole.
+        state = dict(self.__dict__)
+        if self.cache_path is not None:
+            state["_images"] = state["_masks"] = None
+        return state
+
+
+def _alloc(folder: Path | None, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    if folder is None:
+        return np.zeros(shape, dtype=dtype)
+    return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+def _progress(records: list[Record], what: str) -> Iterable[Record]:
+    if len(records) < PROGRESS_MIN:
+        return records
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(
+        records, description=f"{what} ({len(records)} samples)", console=Console(stderr=True)
+    )

@@ -1,0 +1,238 @@
+"""``braintumor compare RUN... --out DIR``: one report comparing trained runs.
+
+``report.html`` (self-contained) and ``report.md``: a metrics table per task with
+parameters, training time and throughput; learning curves with one set of axes per
+metric and one line per run; confusion matrices; best/worst cases with Grad-CAM or
+attention maps; and, with ``--pipeline``, the gated-vs-un-gated pipeline table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.errors import BrainTumorError, DataError
+from braintumor.reports.html import ReportWriter
+
+CLS_COLUMNS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."),
+               ("precision_macro", "precision (macro)"), ("recall_macro", "recall (macro)"),
+               ("f1_macro", "F1 macro"), ("f1_weighted", "F1 weighted"),
+               ("confidence", "mean confidence")]
+SEG_COLUMNS = [("dice", "Dice"), ("iou", "IoU"), ("dice_per_patient_mean", "Dice per patient"),
+               ("hd95", "HD95 (px)"), ("fpr", "FPR"), ("fnr", "FNR")]
+CURVE_PREFERENCE = ("val_balanced_accuracy", "val_accuracy", "val_f1_macro", "val_dice",
+                    "val_iou", "val_dice_per_patient_mean")
+
+
+@dataclass
+class RunInfo:
+    """What the report needs from one run folder."""
+
+    path: Path
+    label: str
+    card: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    throughput: float | None = None
+    throughput_source: str = ""
+
+    @property
+    def task(self) -> str:
+        return str(self.card["task"])
+
+
+def read_run(path: str | Path) -> RunInfo:
+    """Card, test metrics and history of a run folder (clear error when it is not one)."""
+    p = Path(path).expanduser()
+    card_path, metrics_path = p / "model.json", p / "metrics.json"
+    for f in (card_path, metrics_path):
+        if not f.is_file():
+            raise DataError(f"{p} is not a finished run folder: {f.name} is missing")
+    history: list[dict[str, Any]] = []
+    if (p / "history.csv").is_file():
+        from braintumor.engine.runs import read_history
+
+        history = read_history(p / "history.csv")
+    return RunInfo(p, p.name, json.loads(card_path.read_text()),
+                   json.loads(metrics_path.read_text()), history)
+
+
+def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> float:
+    """Images per second of the model alone on this machine's CPU (batch of ``batch``)."""
+    import torch
+
+    from braintumor.engine.runs import load_run
+
+    run = load_run(run_dir)
+    pre = run.card["preprocessing"]
+    x = torch.zeros(batch, int(pre["channels"]), int(pre["image_size"]), int(pre["image_size"]))
+    with torch.no_grad():
+        run.model(x)  # warm-up: first call allocates
+        n, start = 0, time.perf_counter()
+        while n == 0 or time.perf_counter() - start < seconds:
+            run.model(x)
+            n += batch
+    return n / (time.perf_counter() - start)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def metrics_table(runs: list[RunInfo], task: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the metrics table of the runs of one task."""
+    cols = CLS_COLUMNS if task == "classification" else SEG_COLUMNS
+    header = ["run", "model", "data", "size", "epochs", "params", *[c[1] for c in cols],
+              "train time (s)", "images/s"]
+    rows = []
+    for r in runs:
+        m, pre = r.metrics, r.card.get("preprocessing", {})
+        params = m.get("params") or r.card.get("params")
+        rows.append([r.label, r.card["name"], r.card.get("data", {}).get("spec", "?"),
+                     _fmt(pre.get("image_size")), _fmt(m.get("epochs_trained")),
+                     f"{params / 1e6:.2f}M" if params else "n/a",
+                     *[_fmt(m.get(k)) for k, _ in cols], _fmt(m.get("train_seconds"), 1),
+                     _fmt(r.throughput, 1)])
+    return header, rows
+
+
+def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None:
+    """One axes per metric (train loss, val loss, val metrics), one line per run."""
+    keys: list[str] = []
+    present = {k for r in runs for row in r.history for k, v in row.items() if v not in ("", None)}
+    for k in ("train_loss", "val_loss", *CURVE_PREFERENCE):
+        if k in present and len(keys) < max_panels:
+            keys.append(k)
+    if not keys:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = min(3, len(keys))
+    rows = int(np.ceil(len(keys) / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for r in runs:
+            pts = [(float(row["epoch"]), float(row[key])) for row in r.history
+                   if row.get(key) not in ("", None)]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o", ms=3, label=r.label)
+        ax.set(title=key.replace("_", " "), xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _confusion(r: RunInfo) -> np.ndarray | Path | None:
+    png = r.path / "confusion_matrix.png"
+    if png.is_file():
+        return png
+    return None
+
+
+def _pipeline_section(doc: ReportWriter, pipeline: Path) -> None:
+    from braintumor.pipeline.evaluate import METRICS_FILE, comparison_rows
+
+    f = pipeline if pipeline.is_file() else pipeline / METRICS_FILE
+    if not f.is_file():
+        raise DataError(f"--pipeline {pipeline}: no {METRICS_FILE} there; run "
+                        "'braintumor pipeline ... --evaluate --out DIR' first")
+    res = json.loads(f.read_text())
+    doc.heading("Two-stage pipeline: gated vs segmenter alone")
+    doc.paragraph(f"Classifier {res['classifier']} gates segmenter {res['segmenter']} at tumor "
+                  f"probability >= {res['threshold']}; {res['n_images']} slices "
+                  f"({res['n_tumor_slices']} with tumor, {res['n_healthy_slices']} healthy) of "
+                  f"{res['n_patients']} patients; split: {res['split_source']}.")
+    doc.table(["metric", "segmenter alone", "gated"], comparison_rows(res))
+    g = res["gate"]
+    doc.paragraph(f"Gate as a detector: sensitivity {_fmt(g['sensitivity'])}, specificity "
+                  f"{_fmt(g['specificity'])}; tumor slices emptied although the segmenter found "
+                  f"tumor: {g['wrongly_emptied_where_segmenter_found_tumor']}.", note=True)
+    if res.get("classifier_saw_test_slices"):
+        doc.paragraph(f"Warning: the classifier was trained or validated on "
+                      f"{res['classifier_saw_test_slices']} of these slices.", note=True)
+
+
+def compare_runs(run_dirs: list[str | Path], out: str | Path, *, pipeline: str | Path | None = None,
+                 cases: int = 2, throughput_seconds: float = 1.0) -> tuple[Path, Path]:
+    """Write ``out/report.html`` and ``out/report.md`` comparing ``run_dirs``.
+
+    Args:
+        run_dirs: run folders (classification and/or segmentation).
+        out: report folder.
+        pipeline: a folder holding ``pipeline_metrics.json`` (or the file itself).
+        cases: best/worst (or right/wrong) cases per run; 0 for none.
+        throughput_seconds: time spent measuring each model's images/s; 0 skips it
+            (runs whose metrics.json records ``images_per_second`` use that).
+    """
+    from braintumor.reports.cases import classification_cases, segmentation_cases
+
+    if not run_dirs:
+        raise DataError("compare needs at least one run folder")
+    runs = [read_run(p) for p in run_dirs]
+    labels = [r.label for r in runs]
+    for r in runs:  # two runs called "run" in different folders: add the parent name
+        if labels.count(r.label) > 1:
+            r.label = f"{r.path.parent.name}/{r.label}"
+    for r in runs:
+        m = r.metrics
+        if m.get("images_per_second"):
+            r.throughput, r.throughput_source = float(m["images_per_second"]), "metrics.json"
+        elif throughput_seconds > 0:
+            r.throughput = measure_throughput(r.path, seconds=throughput_seconds)
+            r.throughput_source = "measured"
+    doc = ReportWriter("braintumor: run comparison")
+    doc.paragraph(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from "
+                  f"{len(runs)} run(s). Metrics are each run's test split (metrics.json).",
+                  note=True)
+    for task in ("classification", "segmentation"):
+        group = [r for r in runs if r.task == task]
+        if not group:
+            continue
+        doc.heading(f"{task.capitalize()} runs")
+        doc.table(*metrics_table(group, task))
+        doc.paragraph("images/s: model forward pass only, batch of 8, on this machine's CPU "
+                      "(measured when the report was made unless metrics.json records it).",
+                      note=True)
+        curves = curves_figure(group)
+        if curves is not None:
+            doc.heading("Learning curves", 3)
+            doc.figure(curves, f"{task}: learning curves, one line per run")
+        if task == "classification":
+            mats = [(r, _confusion(r)) for r in group]
+            if any(m is not None for _, m in mats):
+                doc.heading("Confusion matrices (test split)", 3)
+                for r, m in mats:
+                    if m is not None:
+                        doc.figure(m, f"{r.label}: confusion matrix", width=380)
+        if cases:
+            doc.heading("Cases and explanations", 3)
+            for r in group:
+                try:
+                    found = (classification_cases if task == "classification"
+                             else segmentation_cases)(r.path, cases)
+                except BrainTumorError as exc:  # data moved or deleted since training
+                    doc.paragraph(f"{r.label}: no cases ({exc})", note=True)
+                    continue
+                for rgb, caption in found:
+                    doc.figure(rgb, f"{r.label} - {caption}")
+    if pipeline is not None:
+        _pipeline_section(doc, Path(pipeline).expanduser())
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    return doc.write(out)
