@@ -40,9 +40,15 @@ class BrightnessNet(nn.Module):
 
 
 def _card(name: str, task: str = "classification", size: int = 32, crop: bool = False) -> dict:
-    return {"name": name, "task": task, "classes": CLASSES, "mask_channels": ["tumor"],
-            "preprocessing": {"image_size": size, "channels": 1, "crop": crop},
-            "threshold": 0.5, "data": {"spec": "synthetic"}}
+    return {
+        "name": name,
+        "task": task,
+        "classes": CLASSES,
+        "mask_channels": ["tumor"],
+        "preprocessing": {"image_size": size, "channels": 1, "crop": crop},
+        "threshold": 0.5,
+        "data": {"spec": "synthetic"},
+    }
 
 
 def _blob_image(h: int = 40, w: int = 56) -> np.ndarray:
@@ -74,15 +80,19 @@ def test_heat_is_placed_back_into_the_crop() -> None:
 
 @pytest.mark.parametrize(
     ("name", "task", "kwargs", "method"),
-    [("simple_cnn", "classification", {}, "gradcam"),
-     ("vit", "classification", {"image_size": 32, "depth": 2}, "rollout"),
-     ("attention_unet", "segmentation", {"n_filters": 4, "depth": 2}, "gates")],
+    [
+        ("simple_cnn", "classification", {}, "gradcam"),
+        ("vit", "classification", {"image_size": 32, "depth": 2}, "rollout"),
+        ("attention_unet", "segmentation", {"n_filters": 4, "depth": 2}, "gates"),
+    ],
 )
-def test_every_method_gives_a_map_of_the_input_size(name: str, task: str, kwargs: dict,
-                                                    method: str) -> None:
+def test_every_method_gives_a_map_of_the_input_size(
+    name: str, task: str, kwargs: dict, method: str
+) -> None:
     torch.manual_seed(0)
-    model = create_model(name, in_channels=1, num_classes=2 if task == "classification" else 1,
-                         **kwargs)
+    model = create_model(
+        name, in_channels=1, num_classes=2 if task == "classification" else 1, **kwargs
+    )
     card = {**_card(name, task), "kwargs": kwargs}
     ex = explain_image(Predictor(model, card, "cpu"), _blob_image(37, 45))
     assert ex.method == method
@@ -103,8 +113,9 @@ def _write_run(tmp_path: Path) -> Path:
     cfg = Config()
     cfg.data.image_size, cfg.data.channels = 32, 1
     model = create_model("simple_cnn", in_channels=1, num_classes=2)
-    card: dict[str, Any] = make_card(cfg, in_channels=1, num_classes=2, classes=CLASSES,
-                                     mask_channels=[], crop=True)
+    card: dict[str, Any] = make_card(
+        cfg, in_channels=1, num_classes=2, classes=CLASSES, mask_channels=[], crop=True
+    )
     run = tmp_path / "run"
     save_run_model(run, model, card)
     save_config(cfg, run / "config.yaml")

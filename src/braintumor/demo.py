@@ -41,25 +41,51 @@ class DemoSettings:
     cases: int = 2  # best/worst cases per run in the report
 
 
-QUICK = DemoSettings(n_patients=8, slices=3, size=32, cls_kwargs=(("widths", [8, 8, 8]),
-                     ("hidden", 8)), cls_epochs=1, seg_kwargs=(("n_filters", 4), ("depth", 2)),
-                     seg_epochs=1, batch_size=8, cases=1)
+QUICK = DemoSettings(
+    n_patients=8,
+    slices=3,
+    size=32,
+    cls_kwargs=(("widths", [8, 8, 8]), ("hidden", 8)),
+    cls_epochs=1,
+    seg_kwargs=(("n_filters", 4), ("depth", 2)),
+    seg_epochs=1,
+    batch_size=8,
+    cases=1,
+)
 FULL = DemoSettings()
 
 
 def _config(s: DemoSettings, task: str, progress: bool) -> Config:
-    model, kwargs, epochs = ((s.cls_model, s.cls_kwargs, s.cls_epochs) if task == "classification"
-                             else (s.seg_model, s.seg_kwargs, s.seg_epochs))
-    cfg = load_config(None, [
-        f"task={task}", f"model.name={model}", "data.spec=synthetic",
-        f"data.image_size={s.size}", f"data.batch_size={s.batch_size}",
-        f"trainer.epochs={epochs}", f"trainer.progress={progress}", "trainer.accelerator=cpu",
-        "optim.lr=0.003", "optim.warmup_epochs=1",
-    ])
+    model, kwargs, epochs = (
+        (s.cls_model, s.cls_kwargs, s.cls_epochs)
+        if task == "classification"
+        else (s.seg_model, s.seg_kwargs, s.seg_epochs)
+    )
+    cfg = load_config(
+        None,
+        [
+            f"task={task}",
+            f"model.name={model}",
+            "data.spec=synthetic",
+            f"data.image_size={s.size}",
+            f"data.batch_size={s.batch_size}",
+            f"trainer.epochs={epochs}",
+            f"trainer.progress={progress}",
+            "trainer.accelerator=cpu",
+            "optim.lr=0.003",
+            "optim.warmup_epochs=1",
+        ],
+    )
     cfg.model.kwargs = dict(kwargs)
     # Same patients for both tasks: target/classes do not change the generated patients.
-    cfg.data.options = {"n_patients": s.n_patients, "slices_per_patient": s.slices,
-                        "size": s.size, "seed": 0, "target": "binary", "classes": "4class"}
+    cfg.data.options = {
+        "n_patients": s.n_patients,
+        "slices_per_patient": s.slices,
+        "size": s.size,
+        "seed": 0,
+        "target": "binary",
+        "classes": "4class",
+    }
     return cfg
 
 
@@ -77,7 +103,9 @@ def _write_case(fmt: Any, records: list[Any], folder: Path) -> Path:
     return folder
 
 
-def _explain_slices(cls_run: Path, seg_run: Path, fmt: Any, test: list[Any], out: Path) -> list[Path]:
+def _explain_slices(
+    cls_run: Path, seg_run: Path, fmt: Any, test: list[Any], out: Path
+) -> list[Path]:
     """Grad-CAM of the classifier and gate maps of the segmenter on a few test slices."""
     from PIL import Image
 
@@ -103,8 +131,9 @@ def _explain_slices(cls_run: Path, seg_run: Path, fmt: Any, test: list[Any], out
     return written
 
 
-def run_demo(out: str | Path = "braintumor-demo", quick: bool = False,
-             progress: bool = True) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "braintumor-demo", quick: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Run the demo into ``out``; returns the key paths and headline numbers."""
     from rich.console import Console
 
@@ -132,8 +161,9 @@ def run_demo(out: str | Path = "braintumor-demo", quick: bool = False,
 
     step(2, "two-stage pipeline: gated vs un-gated on the test split")
     opts = seg_cfg.data.options
-    res = evaluate_pipeline(cls_run, seg_run, "synthetic", out / "pipeline", options=opts,
-                            show_progress=progress)
+    res = evaluate_pipeline(
+        cls_run, seg_run, "synthetic", out / "pipeline", options=opts, show_progress=progress
+    )
     con.print(format_table(res))
 
     step(3, "pipeline on two test patients written as NIfTI case folders")
@@ -143,28 +173,41 @@ def run_demo(out: str | Path = "braintumor-demo", quick: bool = False,
     for r in test:
         by_patient.setdefault(r.patient_id, []).append(r)
     tumor_pid = next((p for p, rs in by_patient.items() if rs[0].extra["kind"] != "notumor"), None)
-    healthy_pid = next((p for p, rs in by_patient.items() if rs[0].extra["kind"] == "notumor"), None)
-    cases = [_write_case(fmt, by_patient[p], out / "inputs" / f"demo_{p}")
-             for p in (tumor_pid, healthy_pid) if p is not None]
+    healthy_pid = next(
+        (p for p, rs in by_patient.items() if rs[0].extra["kind"] == "notumor"), None
+    )
+    cases = [
+        _write_case(fmt, by_patient[p], out / "inputs" / f"demo_{p}")
+        for p in (tumor_pid, healthy_pid)
+        if p is not None
+    ]
     run_pipeline(cls_run, seg_run, cases, out / "findings", show_progress=progress)
 
     step(4, "explanations: Grad-CAM (classifier) and attention gates (segmenter)")
     explained = _explain_slices(cls_run, seg_run, fmt, test, out / "explain")
 
     step(5, "comparison report")
-    html, md = compare_runs([cls_run, seg_run], out / "report", pipeline=out / "pipeline",
-                            cases=s.cases, throughput_seconds=0.2 if quick else 1.0)
+    html, md = compare_runs(
+        [cls_run, seg_run],
+        out / "report",
+        pipeline=out / "pipeline",
+        cases=s.cases,
+        throughput_seconds=0.2 if quick else 1.0,
+    )
     from braintumor.reports.compare import read_run
 
     summary = {
         "seconds": round(time.perf_counter() - start, 1),
-        "classifier": str(cls_run), "segmenter": str(seg_run),
+        "classifier": str(cls_run),
+        "segmenter": str(seg_run),
         "classifier_balanced_accuracy": read_run(cls_run).metrics.get("balanced_accuracy"),
         "classifier_accuracy": read_run(cls_run).metrics.get("accuracy"),
         "segmenter_dice": read_run(seg_run).metrics.get("dice"),
         "segmenter_dice_per_patient": read_run(seg_run).metrics.get("dice_per_patient_mean"),
         "pipeline": str(out / "pipeline" / "pipeline_metrics.json"),
-        "findings": str(out / "findings"), "explain": [str(p) for p in explained],
-        "report_html": str(html), "report_md": str(md),
+        "findings": str(out / "findings"),
+        "explain": [str(p) for p in explained],
+        "report_html": str(html),
+        "report_md": str(md),
     }
     return summary

@@ -66,6 +66,16 @@ def test_inspect_table_no_near_and_preview(fake_format: str, tmp_path: Path) -> 
     assert png.stat().st_size > 1000
 
 
+def test_inspect_synthetic_needs_no_path() -> None:
+    args = ["inspect", "synthetic", "--json", "-o", "n_patients=4", "-o", "slices_per_patient=2"]
+    res = runner.invoke(app, [*args, "-o", "size=32"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["root"] is None and s["n_samples"] == 8 and s["n_patients"] == 4
+    assert s["exact_method"] == "array" and s["n_unreadable"] == 0
+    assert s["image_sizes"]["most_common"] == [["32x32", 8]]
+
+
 def test_parse_options_yaml_values() -> None:
     assert parse_options(["target=labels", "n=3", "flag=true", "skip_empty=none"]) == {
         "target": "labels",
@@ -98,19 +108,25 @@ def test_missing_folder_exit_2(fake_format: str, tmp_path: Path, capsys) -> None
     assert captured.err.startswith("error: data folder") and "does not exist" in captured.err
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "braintumor", *args], capture_output=True, text=True, timeout=120
+def test_subprocess_unknown_format_is_one_line(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "braintumor", "inspect", f"no-such-format:{tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-
-
-def test_subprocess_unknown_format_and_download_errors(tmp_path: Path) -> None:
-    res = _run("inspect", f"no-such-format:{tmp_path}")
-    assert res.returncode == 2
+    assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.startswith("error: unknown data format 'no-such-format'")
     assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
-    res = _run("download", "no-such-set", "--to", str(tmp_path / "x"))
-    assert res.returncode == 2 and "Valid: brain-tumor-mri" in res.stderr
+
+
+def test_download_unknown_name_lists_sets(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["download", "no-such-set", "--to", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown downloadable data set 'no-such-set'")
+    assert "Valid: brain-tumor-mri, brats2020-h5, busi, lgg, navoneel" in err
 
 
 def test_download_command_with_fake_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -158,6 +158,16 @@ def test_segmentation_train_evaluate_predict(seg_run: Path, tmp_path: Path) -> N
     assert metrics["split"] == "val" and 0.0 <= metrics["dice"] <= 1.0
     assert (seg_run / "eval_val.json").is_file()
 
+    # Another data set (a new phantom seed): evaluated as a whole, written as eval_<format>.json.
+    opts = ["n_patients=2", "slices_per_patient=2", "size=32", "modalities=1", "seed=9"]
+    result = runner.invoke(
+        app,
+        ["evaluate", str(seg_run), "--data", "synthetic", "--json"]
+        + [a for o in opts for a in ("--option", o)],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["n"] == 4 and (seg_run / "eval_synthetic.json").is_file()
+
     png = tmp_path / "slice.png"
     Image.fromarray((np.random.default_rng(0).random((40, 56)) * 255).astype(np.uint8)).save(png)
     affine = np.diag([0.9, 0.9, 2.0, 1.0])
@@ -226,3 +236,16 @@ def test_models_lists_the_registry() -> None:
     for name in list_models("segmentation"):
         assert name in result.output
     assert "simple_cnn" not in result.output
+
+
+def test_cv_summary_is_printed_as_mean_and_std() -> None:
+    from rich.console import Console
+
+    from braintumor.cli.run_cmds import print_cv_summary
+    from braintumor.engine.crossval import summarize_folds
+
+    summary = {"folds": 2, "metrics": summarize_folds([{"dice": 0.5}, {"dice": 0.7}])}
+    console = Console(record=True, width=120)
+    print_cv_summary(console, summary)
+    text = console.export_text()
+    assert "2-fold" in text and "0.6000 ± 0.1414" in text

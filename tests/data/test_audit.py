@@ -13,6 +13,7 @@ from PIL import Image
 
 from braintumor.data.audit import close_pairs, inspect_dataset, phash, save_preview_grid
 from braintumor.data.base import DatasetFormat, Record
+from braintumor.errors import DataError
 
 SPLIT_DIRS = {"Training": "train", "Testing": "test"}
 
@@ -176,6 +177,13 @@ def test_unreadable_file_is_reported_not_fatal(planted: FakeFolder) -> None:
     assert s["n_unreadable"] == 1
     assert s["unreadable_examples"][0][0].endswith("zz_broken.png")
     assert any("could not be read" in w for w in s["warnings"])
+
+
+def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "Training" / "a").mkdir(parents=True)
+    (tmp_path / "Training" / "a" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="none of the 1 samples could be read"):
+        inspect_dataset(FakeFolder(tmp_path), progress=False)
 
 
 def test_close_pairs_matches_brute_force() -> None:

@@ -132,8 +132,16 @@ def test_synthetic_format_records_and_loads_consistently() -> None:
 
 
 def test_synthetic_regions_nest_and_options() -> None:
-    fmt = create_format("synthetic", n_patients=4, slices_per_patient=2, size=48,
-                        target="regions", classes="binary", modalities=1, seed=2)
+    fmt = create_format(
+        "synthetic",
+        n_patients=4,
+        slices_per_patient=2,
+        size=48,
+        target="regions",
+        classes="binary",
+        modalities=1,
+        seed=2,
+    )
     assert fmt.mask_channels == ["WT", "TC", "ET"] and fmt.classes == ["no_tumor", "tumor"]
     assert fmt.natural_channels == 1
     seen_tumor = False

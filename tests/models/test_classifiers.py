@@ -210,22 +210,25 @@ def test_parameter_counts_at_128px_grayscale_four_classes() -> None:
 
 
 @pytest.mark.parametrize("name", ["simple_cnn", "custom_cnn"])
-def test_small_cnns_learn_a_separable_toy_task(name: str) -> None:
-    # A bright square top-left (class 0) or bottom-right (class 1) on noise.
+def test_small_cnns_fit_a_separable_toy_task(name: str) -> None:
+    # A bright square top-left (class 0) or bottom-right (class 1) on noise: the
+    # training loss (batch statistics) must collapse within a few Adam steps.
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(16, 1, 32, 32, generator=g) * 0.3
-    y = torch.arange(16) % 2
-    for i in range(16):
+    x = torch.rand(8, 1, 32, 32, generator=g) * 0.3
+    y = torch.arange(8) % 2
+    for i in range(8):
         r = slice(4, 12) if y[i] == 0 else slice(20, 28)
         x[i, 0, r, r] += 0.7
     torch.manual_seed(0)
     model = create_model(name, in_channels=1, num_classes=2, dropout=0.0).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(30):
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(15):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
+        first = loss.item() if first is None else first
         loss.backward()
         opt.step()
     with torch.no_grad():
-        acc = (model.eval()(x).argmax(1) == y).float().mean()
-    assert acc == 1.0
+        final = F.cross_entropy(model(x), y).item()
+    assert final < 0.05 * first

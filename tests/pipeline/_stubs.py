@@ -15,8 +15,13 @@ class StubClassifier:
 
     is_classification = True
 
-    def __init__(self, classes: Sequence[str], probs: Sequence[float] | None = None,
-                 probs_fn: Any = None, spec: str = "synthetic") -> None:
+    def __init__(
+        self,
+        classes: Sequence[str],
+        probs: Sequence[float] | None = None,
+        probs_fn: Any = None,
+        spec: str = "synthetic",
+    ) -> None:
         self.names = list(classes)
         self.card = {"data": {"spec": spec}}
         self._probs, self._fn = probs, probs_fn

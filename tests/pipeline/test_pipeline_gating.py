@@ -18,8 +18,13 @@ def _image() -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("classes", "index"),
-    [(FOUR, 2), (["no_tumor", "tumor"], 0), (["yes", "no"], 1), (["Normal", "abnormal"], 0),
-     (["tumor", "No Tumor"], 1)],
+    [
+        (FOUR, 2),
+        (["no_tumor", "tumor"], 0),
+        (["yes", "no"], 1),
+        (["Normal", "abnormal"], 0),
+        (["tumor", "No Tumor"], 1),
+    ],
 )
 def test_no_tumor_class_found_by_name(classes: list[str], index: int) -> None:
     assert no_tumor_index(classes) == index
@@ -59,8 +64,9 @@ def test_gate_decides_per_slice_in_a_batch() -> None:
     # tumor probability from channel 1.
     clf = StubClassifier(["no", "yes"], probs_fn=lambda im: [1 - im[1, 0, 0], im[1, 0, 0]])
     pipe = TwoStagePipeline(clf, StubSegmenter(["NCR", "ED", "ET"]), threshold=0.5)
-    images = [np.concatenate([_image(), np.full((1, 16, 16), p, np.float32)])
-              for p in (0.8, 0.3, 0.2)]
+    images = [
+        np.concatenate([_image(), np.full((1, 16, 16), p, np.float32)]) for p in (0.8, 0.3, 0.2)
+    ]
     results = pipe.predict(images, batch_size=2)
     assert [r.kept for r in results] == [True, False, False]
     assert results[0].mask.shape == (3, 16, 16) and results[0].mask.sum() == 3 * 35

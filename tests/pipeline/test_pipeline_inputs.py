@@ -57,7 +57,10 @@ def _write_dicom_series(folder: Path, planes: list[np.ndarray]) -> None:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.SOPClassUID, ds.SOPInstanceUID = (
+            meta.MediaStorageSOPClassUID,
+            meta.MediaStorageSOPInstanceUID,
+        )
         ds.SeriesInstanceUID, ds.Modality = series, "MR"
         ds.Rows, ds.Columns = planes[z].shape
         ds.PixelSpacing = [0.8, 0.5]

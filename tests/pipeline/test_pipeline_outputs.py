@@ -41,11 +41,18 @@ def test_volume_findings_keep_geometry_and_measure_ml(tmp_path: Path) -> None:
     assert summary["slices_with_tumor"] == [2, 3]
     assert summary["tumor_voxels"]["any"] == 48
     assert summary["tumor_volume_ml"]["any"] == pytest.approx(48 * 0.5 * 0.5 * 2 / 1000)
-    assert summary["bbox"] == {"x_min": 4, "y_min": 3, "x_max": 9, "y_max": 6, "z_min": 2,
-                               "z_max": 3}
+    assert summary["bbox"] == {
+        "x_min": 4,
+        "y_min": 3,
+        "x_max": 9,
+        "y_max": 6,
+        "z_min": 2,
+        "z_max": 3,
+    }
     assert summary["class"] == "glioma" and summary["tumor_probability"] == pytest.approx(0.9)
     assert [s["gate"] for s in summary["per_slice"]] == ["emptied"] * 2 + ["kept"] * 2 + [
-        "emptied"] * 2
+        "emptied"
+    ] * 2
     saved = json.loads((tmp_path / "out" / "case.json").read_text())
     assert saved["tumor_voxels"] == summary["tumor_voxels"]
     for name in ("case_montage.png", "case_largest.png"):
@@ -103,8 +110,9 @@ class _Crafted(DatasetFormat):
 
 def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
     fmt = _Crafted()
-    clf = StubClassifier(["no", "yes"], probs_fn=lambda im: [0.0, 1.0] if im.max() > 0.58
-                         else [1.0, 0.0])
+    clf = StubClassifier(
+        ["no", "yes"], probs_fn=lambda im: [0.0, 1.0] if im.max() > 0.58 else [1.0, 0.0]
+    )
     pipe = TwoStagePipeline(clf, StubSegmenter(), threshold=0.5)
     res = score_pipeline(pipe, fmt, fmt.records(), batch=3)
     assert res["n_tumor_slices"] == 2 and res["n_healthy_slices"] == 2
@@ -117,13 +125,26 @@ def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
     assert g["dice"] == pytest.approx(1.0)
     assert res["gate"]["specificity"] == pytest.approx(1.0)
     # A stricter gate empties the faint tumor slice although the segmenter found it.
-    strict = TwoStagePipeline(StubClassifier(["no", "yes"], probs_fn=lambda im: [
-        0.0, 1.0] if im.max() > 0.9 else [1.0, 0.0]), StubSegmenter(), 0.5)
+    strict = TwoStagePipeline(
+        StubClassifier(
+            ["no", "yes"], probs_fn=lambda im: [0.0, 1.0] if im.max() > 0.9 else [1.0, 0.0]
+        ),
+        StubSegmenter(),
+        0.5,
+    )
     res = score_pipeline(strict, fmt, fmt.records())
     assert res["gate"]["tumor_slices_wrongly_emptied"] == 1
     assert res["gate"]["wrongly_emptied_where_segmenter_found_tumor"] == 1
     assert res["gated"]["dice"] == pytest.approx(3 / 4)
     assert res["gated"]["dice_per_patient_mean"] == pytest.approx((1 + 0) / 2)
-    table = format_table({**res, "threshold": 0.5, "n_images": 4, "n_patients": 2,
-                          "split": "test", "split_source": "a test"})
+    table = format_table(
+        {
+            **res,
+            "threshold": 0.5,
+            "n_images": 4,
+            "n_patients": 2,
+            "split": "test",
+            "split_source": "a test",
+        }
+    )
     assert "tumor slices emptied (of 2)" in table and "segmenter alone" in table

@@ -38,25 +38,35 @@ def _describe(summary: dict[str, Any]) -> str:
         ml = summary["tumor_volume_ml"]
         size = f"{summary['tumor_voxels']['any']} voxels" + (f" = {ml['any']:.2f} mL" if ml else "")
         size += f" on {len(summary['slices_with_tumor'])} slice(s)"
-    return (f"{summary['name']}: {summary['class']} (tumor p={summary['tumor_probability']:.2f}), "
-            f"tumor {size}")
+    return (
+        f"{summary['name']}: {summary['class']} (tumor p={summary['tumor_probability']:.2f}), "
+        f"tumor {size}"
+    )
 
 
 @app.command()
 def pipeline(
-    inputs: list[Path] = typer.Argument(None, help="Images, NIfTI volumes, DICOM series or "
-                                        "BraTS case folders.", show_default=False),
+    inputs: list[Path] = typer.Argument(
+        None, help="Images, NIfTI volumes, DICOM series or BraTS case folders.", show_default=False
+    ),
     classifier: Path = typer.Option(..., "--classifier", help="Classification run (the gate)."),
     segmenter: Path = typer.Option(..., "--segmenter", help="Segmentation run."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Minimum tumor probability "
-                                    "(1 - P(no tumor)) for the segmenter's mask to be kept."),
+    threshold: float = typer.Option(
+        0.5,
+        "--threshold",
+        help="Minimum tumor probability (1 - P(no tumor)) for the segmenter's mask to be kept.",
+    ),
     data: str | None = typer.Option(None, "--data", help="With --evaluate: FORMAT[:PATH]."),
-    data_option: list[str] = typer.Option([], "--data-option", help="Format option key=value "
-                                          "(repeatable)."),
+    data_option: list[str] = typer.Option(
+        [], "--data-option", help="Format option key=value (repeatable)."
+    ),
     split: str = typer.Option("test", "--split", help="train, val or test (with --evaluate)."),
-    evaluate: bool = typer.Option(False, "--evaluate", help="Score gated vs un-gated "
-                                  "segmentation on --data and write pipeline_metrics.json."),
+    evaluate: bool = typer.Option(
+        False,
+        "--evaluate",
+        help="Score gated vs un-gated segmentation on --data and write pipeline_metrics.json.",
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
@@ -72,16 +82,25 @@ def pipeline(
     if evaluate:
         from braintumor.pipeline.evaluate import METRICS_FILE, evaluate_pipeline, format_table
 
-        res = evaluate_pipeline(classifier, segmenter, str(data), out, split, threshold,
-                                options=_options(data_option), device=device,
-                                show_progress=progress)
+        res = evaluate_pipeline(
+            classifier,
+            segmenter,
+            str(data),
+            out,
+            split,
+            threshold,
+            options=_options(data_option),
+            device=device,
+            show_progress=progress,
+        )
         typer.echo(format_table(res))
         typer.echo(f"written: {out / METRICS_FILE}")
     if inputs:
         from braintumor.pipeline.run import run_pipeline
 
-        for summary in run_pipeline(classifier, segmenter, inputs, out, threshold,
-                                    device=device, show_progress=progress):
+        for summary in run_pipeline(
+            classifier, segmenter, inputs, out, threshold, device=device, show_progress=progress
+        ):
             typer.echo(_describe(summary))
         typer.echo(f"findings (masks, overlays, JSON) in {out}")
 
@@ -91,19 +110,23 @@ def explain(
     run: Path = typer.Argument(..., help="Run folder (classifier, vit or attention_unet)."),
     inputs: list[Path] = typer.Argument(..., help="Images (or volumes: see --slice)."),
     out: Path = typer.Option(..., "--out", help="Output folder for the heat-map PNGs."),
-    method: str = typer.Option("auto", "--method", help="auto, gradcam, rollout (vit) or "
-                               "gates (attention_unet)."),
-    target: str | None = typer.Option(None, "--target", help="Class to explain (default: "
-                                      "the predicted one)."),
-    slice_index: int | None = typer.Option(None, "--slice", help="Slice of a volume input "
-                                           "(default: the middle one)."),
+    method: str = typer.Option(
+        "auto", "--method", help="auto, gradcam, rollout (vit) or gates (attention_unet)."
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="Class to explain (default: the predicted one)."
+    ),
+    slice_index: int | None = typer.Option(
+        None, "--slice", help="Slice of a volume input (default: the middle one)."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
 ) -> None:
     """Heat maps of where a model looks, overlaid on each input at its own size."""
     from braintumor.explain import explain_inputs
 
-    for p in explain_inputs(run, inputs, out, method=method, target=target,
-                            slice_index=slice_index, device=device):
+    for p in explain_inputs(
+        run, inputs, out, method=method, target=target, slice_index=slice_index, device=device
+    ):
         typer.echo(str(p))
     typer.echo(f"details (class, probability, method) in {out / 'explanations.json'}")
 
@@ -112,25 +135,35 @@ def explain(
 def compare(
     runs: list[Path] = typer.Argument(..., help="Run folders to compare."),
     out: Path = typer.Option(..., "--out", help="Report folder (report.html, report.md)."),
-    pipeline_dir: Path | None = typer.Option(None, "--pipeline", help="Folder with "
-                                             "pipeline_metrics.json to include."),
+    pipeline_dir: Path | None = typer.Option(
+        None, "--pipeline", help="Folder with pipeline_metrics.json to include."
+    ),
     cases: int = typer.Option(2, "--cases", help="Best/worst cases per run (0: none)."),
-    throughput: bool = typer.Option(True, "--throughput/--no-throughput",
-                                    help="Measure images/s of each model on this CPU."),
+    throughput: bool = typer.Option(
+        True, "--throughput/--no-throughput", help="Measure images/s of each model on this CPU."
+    ),
 ) -> None:
     """A self-contained HTML (and Markdown) report comparing trained runs."""
     from braintumor.reports.compare import compare_runs
 
-    html, md = compare_runs(list(runs), out, pipeline=pipeline_dir, cases=cases,
-                            throughput_seconds=1.0 if throughput else 0.0)
+    html, md = compare_runs(
+        list(runs),
+        out,
+        pipeline=pipeline_dir,
+        cases=cases,
+        throughput_seconds=1.0 if throughput else 0.0,
+    )
     typer.echo(f"report: {html}\nmarkdown: {md}")
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("braintumor-demo"), "--out", help="Output folder."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny sizes, 1 epoch: checks that "
-                               "everything runs (numbers meaningless)."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Tiny sizes, 1 epoch: checks that everything runs (numbers meaningless).",
+    ),
 ) -> None:
     """Train, pipeline, explain and report on built-in synthetic data (offline, minutes)."""
     from braintumor.demo import run_demo

@@ -118,7 +118,7 @@ def _cortex(
     brain: np.ndarray,
     fields: dict[int, np.ndarray],
 ) -> np.ndarray:
-    """Grey matter ribbon, sulci and white matter (in mass-effect-deformed coords)."""
+    """Grey matter ribbon, sulci, white matter, fissures (in mass-effect-deformed coords)."""
     px = c.px
     rq = np.hypot(uq, vq)
     thq = np.arctan2(vq, uq)
@@ -143,23 +143,22 @@ def _cortex(
     wm = c.soft(ribbon - thick) * brain
     c.paint(wm, "wm", 1 + 0.035 * fields[F_TEX])
     c.paint(clefts * brain, "csf")
+    # Interhemispheric fissure: front and back, the whole way above the corpus callosum.
+    ant, post = (-0.28, 0.38) if z < 0.35 else (0.0, 0.0)
+    along = np.maximum(c.soft(ant - vq), c.soft(vq - post))
+    c.paint(c.soft(px * 0.7 - np.abs(uq)) * along * brain, "csf")
+    vis = _bump(z, -0.1, 0.35)  # Sylvian fissures at mid-low levels
+    for s in (-1.0, 1.0) if vis > 0 else ():
+        pts = np.array([[s * 0.92, -0.10], [s * (0.9 - 0.45 * vis), -0.04]])
+        c.paint(c.soft(-_capsules(uq, vq, pts, np.array([0.02, 0.01]))) * brain, "csf")
     return wm
 
 
 def _deep(
     c: _Canvas, p: Patient, z: float, uq: np.ndarray, vq: np.ndarray, brain: np.ndarray
 ) -> None:
-    """Fissures, deep grey nuclei, ventricles, cisterns (central window only)."""
-    px, vent = c.px, p.ventricles
-    # Interhemispheric fissure: front and back, the whole way above the corpus callosum.
-    ant, post = (-0.28, 0.38) if z < 0.35 else (0.0, 0.0)
-    along = np.maximum(c.soft(ant - vq), c.soft(vq - post))
-    c.paint(c.soft(px * 0.7 - np.abs(uq)) * along * brain, "csf")
-    for s in (-1.0, 1.0):  # Sylvian fissures at mid-low levels
-        vis = _bump(z, -0.1, 0.35)
-        if vis > 0:
-            pts = np.array([[s * 0.92, -0.10], [s * (0.9 - 0.45 * vis), -0.04]])
-            c.paint(c.soft(-_capsules(uq, vq, pts, np.array([0.02, 0.01]))) * brain, "csf")
+    """Deep grey nuclei, ventricles, brainstem and cisterns (central window only)."""
+    vent = p.ventricles
     # Deep grey nuclei, then ventricles over them.
     for cx, cy, ax, ay, zc, zh in (
         (0.085, 0.06, 0.07, 0.10, -0.07, 0.23),
@@ -187,7 +186,10 @@ def _deep(
                 ]
             )
             rad = np.array([0.03, 0.05, 0.035, 0.06 * (1 - 0.5 * max(t, 0.0)), 0.02]) * k
-            sd = np.minimum(sd, _capsules(uq, vq, pts * (0.85 + 0.15 * vent), rad))
+            # Near the top of the ventricles only the bodies remain: shorter and thinner.
+            pts = (pts - [s * 0.07, 0.0]) * (0.4 + 0.6 * math.sqrt(1 - max(t, 0.0) ** 2))
+            pts = (pts + [s * 0.07, 0.0]) * (0.85 + 0.15 * vent)
+            sd = np.minimum(sd, _capsules(uq, vq, pts, rad))
         c.paint(c.soft(-sd) * c.soft(np.abs(uq) - 0.014), "csf")
     vis = _bump(z, -0.17, 0.18)  # third ventricle
     if vis > 0:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from braintumor.data.base import DatasetFormat, Record
-from braintumor.errors import BrainTumorError
+from braintumor.errors import BrainTumorError, DataError
 
 SPLIT_ORDER = ("train", "val", "test")
 NEAR_THRESHOLD = 4  # bits of 64 (pHash distances are even: each hash has 32 ones)
@@ -96,18 +97,18 @@ def _scan(
                 if near:
                     it.thumb = _thumb(img)
         except (UnidentifiedImageError, OSError):
-            decode = False
             sample = fmt.load(rec)  # not a 2D image file (h5, dicom, ...): decode it
-    if decode:
+    else:
         sample = fmt.load(rec)
         image = sample["image"]
         it.digest = hashlib.sha1(repr(image.shape).encode() + image.tobytes()).hexdigest()
         it.decoded = True
-        it.blank = bool(image.min() == image.max())
     if sample is not None:
-        it.hw = it.hw or tuple(sample["image"].shape[-2:])  # type: ignore[assignment]
+        image = sample["image"]
+        it.hw = it.hw or (int(image.shape[-2]), int(image.shape[-1]))
+        it.blank = bool(image.min() == image.max())  # e.g. the empty ends of a volume
         if near and it.thumb is None:
-            it.thumb = _thumb_array(sample["image"])
+            it.thumb = _thumb_array(image)
     if fmt.mask_channels:
         if sample is None and rec.mask_path:
             with Image.open(rec.mask_path) as m:
@@ -186,17 +187,23 @@ def inspect_dataset(
     tumor = [c.lower() not in NO_TUMOR_CLASSES for c in names]
     items: list[_Item] = []
     for rec in _progress(records, progress, f"inspecting {fmt.name}"):
-        decode = rec.extra.get("slice") is not None or path_count[rec.path] > 1
+        # Hash the file bytes only when the record is one whole file of its own.
+        single = path_count[rec.path] == 1 and rec.extra.get("slice") is None
+        decode = not (single and os.path.isfile(rec.path))
         split = split_of.get(rec.key, "unassigned")
         try:
             items.append(_scan(fmt, rec, split, decode, near_duplicates, tumor))
         except (OSError, ValueError, BrainTumorError) as exc:
             items.append(_Item(key=rec.key, split=split, error=f"{type(exc).__name__}: {exc}"))
+    if items and all(it.error for it in items):
+        raise DataError(f"none of the {len(items)} samples could be read; e.g. {items[0].error}")
 
     splits = _ordered({it.split for it in items})
-    per_split_class: dict[str, Counter[str]] = {s: Counter() for s in splits}
-    for rec, it in zip(records, items, strict=True):
-        per_split_class[it.split][names[rec.label] if 0 <= rec.label < len(names) else "-"] += 1
+    class_of = [names[r.label] if 0 <= r.label < len(names) else "-" for r in records]
+    columns = names + (["-"] if "-" in class_of else [])  # "-": no label
+    per_split_class = {s: dict.fromkeys(columns, 0) for s in splits}
+    for c, it in zip(class_of, items, strict=True):
+        per_split_class[it.split][c] += 1
     split_patients: dict[str, set[str]] = defaultdict(set)
     patient_splits: dict[str, set[str]] = defaultdict(set)
     for rec, it in zip(records, items, strict=True):
@@ -213,12 +220,10 @@ def inspect_dataset(
         "options": fmt.options,
         "n_samples": len(records),
         "n_patients": len({r.patient_id for r in records}),
-        "classes": dict(
-            Counter(names[r.label] if 0 <= r.label < len(names) else "-" for r in records)
-        ),
+        "classes": {c: class_of.count(c) for c in columns},
         "split_source": split_source,
         "splits": {s: sum(per_split_class[s].values()) for s in splits},
-        "per_split_class": {s: dict(per_split_class[s]) for s in splits},
+        "per_split_class": per_split_class,
         "patients_per_split": {s: len(split_patients[s]) for s in splits},
         "patients_in_several_splits": sum(len(v) > 1 for v in patient_splits.values()),
         "image_sizes": {
@@ -449,9 +454,6 @@ def _near_duplicates(items: list[_Item], splits: list[str], threshold: int) -> d
         "near_duplicate_pairs": len(pairs),
         "near_duplicate_examples": examples,
     }
-            for u, v, d in pairs[order].tolist()
-        ],  # fmt: skip
-    }
 
 
 # --- preview ----------------------------------------------------------------------
@@ -526,7 +528,10 @@ def save_preview_grid(
                 ax.contour(channel, levels=[0.5], colors=[colour], linewidths=0.8)
         if mask is not None and not title:
             title = "tumor" if mask.any() else "no tumor"
-        ax.set_title(f"{title}\n{Path(rec.key).name[-30:]}", fontsize=7)
+        name = rec.key.split("://")[-1]  # synthetic://p000/s2 -> p000/s2
+        if fmt.root is not None:
+            name = name.removeprefix(f"{fmt.root}/")
+        ax.set_title(f"{title}\n{name[-32:]}", fontsize=7)
     legend = ", ".join(
         f"{c} {_MASK_COLOURS[k % len(_MASK_COLOURS)]}" for k, c in enumerate(fmt.mask_channels)
     )

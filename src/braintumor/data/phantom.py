@@ -13,7 +13,7 @@ and Rician noise. Tumors follow their textbook appearance:
   T1ce, edema bright on FLAIR/T2 spreading along white matter, mass effect;
 - meningioma: extra-axial, broad base on the skull, homogeneous enhancement, CSF
   cleft, dural tail, little or no edema;
-- pituitary: at the sella (midline, slightly posterior of centre), enhancing.
+- pituitary: at the sella (midline, just below the image centre), enhancing.
 
 Rendering is vectorised numpy (a few ms per 128 px slice); everything is seeded.
 """
@@ -167,7 +167,7 @@ def _draw_tumor(rng: np.random.Generator, kind: str) -> Tumor:
         ang = rng.uniform(0, 2 * np.pi)
         return Tumor(
             kind,
-            (0.88 * np.cos(ang), 0.88 * np.sin(ang)),
+            (0.0, 0.0),  # placed on the skull by sample_patient, which knows its outline
             rng.uniform(-0.15, 0.6),
             rng.uniform(0.14, 0.25),
             rng.uniform(0.14, 0.26),
@@ -206,9 +206,10 @@ def sample_patient(
     else:
         span = 2.0 * tumor.rz * (1.0 + 0.4 * (tumor.edema > 0)) * rng.uniform(1.2, 1.5)
         start = tumor.cz - span / 2 + rng.uniform(-0.2, 0.2) * tumor.rz
-    levels = start + (np.arange(n_slices) + 0.5) * span / n_slices if n_slices > 1 else None
-    if levels is None:  # a single slice: cut through the tumor (or anywhere without one)
-        levels = np.array([tumor.cz + rng.uniform(-0.3, 0.3) * tumor.rz if tumor else start])
+    if n_slices == 1 and tumor is not None:  # a single slice cuts through the tumor
+        levels = np.array([tumor.cz + rng.uniform(-0.3, 0.3) * tumor.rz])
+    else:
+        levels = start + (np.arange(n_slices) + 0.5) * span / n_slices
     shape = _harmonics(rng, 0.04, range(2, 6))
     if tumor is not None and tumor.kind == "meningioma":
         # Centre on the inner skull surface (which follows the head outline), so about

@@ -8,6 +8,8 @@
 
 The task-specific parts live in ``engine/tasks.py``. Names are imported lazily so
 that ``import braintumor.engine`` does not load Lightning until training is needed.
+``train`` is not re-exported here because ``braintumor.engine.train`` is also the
+name of its module: import it as ``from braintumor.engine.train import train``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "train": "braintumor.engine.train",
     "evaluate_run": "braintumor.engine.evaluate",
     "evaluate_model": "braintumor.engine.evaluate",
     "Predictor": "braintumor.engine.inference",

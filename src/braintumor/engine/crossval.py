@@ -22,10 +22,10 @@ from lightning.pytorch.callbacks import Callback
 from braintumor.config import Config
 from braintumor.engine import runs
 from braintumor.engine.data import open_format, subsample
-from braintumor.engine.tasks import scalar_metrics
+from braintumor.engine.tasks import COUNT_KEYS, scalar_metrics
 
 # Bookkeeping numbers that are not model quality.
-_NOT_SUMMARISED = {"n", "n_patients", "params", "best_epoch", "epochs_trained"}
+_NOT_SUMMARISED = COUNT_KEYS | {"params", "best_epoch", "epochs_trained"}
 
 
 def summarize_folds(fold_metrics: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
-from braintumor.engine.tasks import ClassificationEvaluator, Evaluator, Task, scalar_metrics
+from braintumor.engine.tasks import (
+    COUNT_KEYS,
+    ClassificationEvaluator,
+    Evaluator,
+    Task,
+    scalar_metrics,
+)
 from braintumor.errors import ConfigError
 
 
@@ -111,7 +117,8 @@ class BrainTumorModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         # Validation of this epoch has already run when this hook is called.
         train = scalar_metrics(self.train_eval.compute())
-        self.log_dict({f"train_{k}": v for k, v in train.items()}, sync_dist=True)
+        logged = {f"train_{k}": v for k, v in train.items() if k not in COUNT_KEYS}
+        self.log_dict(logged, sync_dist=True)
         row: dict[str, float] = {"epoch": float(self.current_epoch), "lr": self._epoch_lr}
         for key, value in sorted(self.trainer.callback_metrics.items()):
             if key.startswith(("train_", "val_")):
@@ -142,12 +149,14 @@ class BrainTumorModule(L.LightningModule):
             all_probs = self.all_gather(probs.to(self.device)).reshape(-1, probs.shape[1])
             all_targets = self.all_gather(targets.to(self.device)).reshape(-1)
             ev.replace(all_probs, all_targets)
-            metrics, sync = scalar_metrics(ev.compute()), False
-        else:
-            # Segmentation under DDP: per-rank metrics, averaged across ranks.
-            metrics, sync = scalar_metrics(ev.compute()), self.trainer.world_size > 1
-        finite = {f"val_{k}": v for k, v in metrics.items() if math.isfinite(v)}
-        self.log_dict(finite, sync_dist=sync)
+        # Segmentation under DDP: per-rank metrics, averaged across ranks by sync_dist
+        # (for gathered classification metrics every rank holds the same value).
+        metrics = scalar_metrics(ev.compute())
+        # The monitor is always logged (NaN when undefined): ModelCheckpoint treats NaN
+        # as the worst value, whereas a missing key would abort training.
+        metrics.setdefault(self.task.monitor, math.nan)
+        logged = {f"val_{k}": v for k, v in metrics.items() if k not in COUNT_KEYS}
+        self.log_dict(logged, sync_dist=True)
 
     # -- optimisation ----------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:

@@ -185,6 +185,11 @@ class LoadedRun:
 
 def _require(run: Path, name: str) -> Path:
     p = run / name
+    if not p.is_file() and (run / CV_FILE).is_file():
+        raise DataError(
+            f"{run} is a cross-validation folder ({name} is in each fold); "
+            f"use one of its fold_<i> folders"
+        )
     if not p.is_file():
         raise DataError(
             f"{run} is not a run folder: {name} is missing (train one with "

@@ -217,6 +217,9 @@ class SegmentationTask(Task):
         return torch.sigmoid(logits.float())
 
 
+# Sample counts in a metrics dict: bookkeeping, not something to log per epoch.
+COUNT_KEYS = frozenset({"n", "n_patients"})
+
 TASKS: dict[str, type[Task]] = {
     "classification": ClassificationTask,
     "segmentation": SegmentationTask,

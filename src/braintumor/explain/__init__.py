@@ -81,8 +81,9 @@ def to_input_grid(heat: np.ndarray, image: np.ndarray, crop: bool) -> np.ndarray
     return out
 
 
-def explain_image(predictor: Any, image: np.ndarray, method: str = "auto",
-                  target: str | None = None) -> Explanation:
+def explain_image(
+    predictor: Any, image: np.ndarray, method: str = "auto", target: str | None = None
+) -> Explanation:
     """Explain one C x H x W image (on the run's intensity scale) with a loaded Predictor."""
     card = predictor.card
     method = pick_method(card, method)
@@ -107,9 +108,16 @@ def explain_image(predictor: Any, image: np.ndarray, method: str = "auto",
     return Explanation(np.clip(heat, 0, 1), method, label, prob)
 
 
-def explain_inputs(run_dir: str | Path, inputs: Sequence[str | Path], out: str | Path, *,
-                   method: str = "auto", target: str | None = None,
-                   slice_index: int | None = None, device: str | None = None) -> list[Path]:
+def explain_inputs(
+    run_dir: str | Path,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    method: str = "auto",
+    target: str | None = None,
+    slice_index: int | None = None,
+    device: str | None = None,
+) -> list[Path]:
     """Write a heat-map overlay PNG (at the input's size) per input into ``out``.
 
     Volumes (NIfTI, DICOM series, BraTS cases) are explained on one slice:
@@ -138,9 +146,16 @@ def explain_inputs(run_dir: str | Path, inputs: Sequence[str | Path], out: str |
         rgb = heatmap_rgb(scan.slices("unit")[z], ex.heat, image_channel=scan.display_channel)
         Image.fromarray(rgb).save(out / name)
         written.append(out / name)
-        records.append({"input": str(scan.path), "slice": z if scan.is_volume else None,
-                        "file": name, "method": ex.method, "class": ex.label,
-                        "probability": ex.probability})
+        records.append(
+            {
+                "input": str(scan.path),
+                "slice": z if scan.is_volume else None,
+                "file": name,
+                "method": ex.method,
+                "class": ex.label,
+                "probability": ex.probability,
+            }
+        )
     (out / "explanations.json").write_text(json.dumps(records, indent=2) + "\n")
     return written
 

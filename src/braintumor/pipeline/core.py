@@ -63,8 +63,7 @@ def progress(items: Sequence[Any], description: str, enabled: bool = True) -> It
     from rich.console import Console
     from rich.progress import track
 
-    yield from track(items, description=description, console=Console(stderr=True),
-                     transient=True)
+    yield from track(items, description=description, console=Console(stderr=True), transient=True)
 
 
 class TwoStagePipeline:
@@ -87,12 +86,20 @@ class TwoStagePipeline:
         self.classifier, self.segmenter, self.threshold = classifier, segmenter, threshold
 
     @classmethod
-    def from_runs(cls, classifier_run: str | Path, segmenter_run: str | Path,
-                  threshold: float = 0.5, device: str | None = None) -> TwoStagePipeline:
+    def from_runs(
+        cls,
+        classifier_run: str | Path,
+        segmenter_run: str | Path,
+        threshold: float = 0.5,
+        device: str | None = None,
+    ) -> TwoStagePipeline:
         from braintumor.engine.inference import Predictor
 
-        return cls(Predictor.from_run(classifier_run, device),
-                   Predictor.from_run(segmenter_run, device), threshold)
+        return cls(
+            Predictor.from_run(classifier_run, device),
+            Predictor.from_run(segmenter_run, device),
+            threshold,
+        )
 
     @property
     def classes(self) -> list[str]:
@@ -136,13 +143,18 @@ class TwoStagePipeline:
                 results.append(SliceResult(p, float(t), float(t) >= self.threshold, raw, gated))
         return results
 
-    def predict_scan(self, scan: ScanInput, *, batch_size: int = 16,
-                     show_progress: bool = True) -> list[SliceResult]:
+    def predict_scan(
+        self, scan: ScanInput, *, batch_size: int = 16, show_progress: bool = True
+    ) -> list[SliceResult]:
         """Every slice of one input (each stage on its own intensity scale)."""
         cls_scale = input_scale(self.classifier.card)
         seg_scale = input_scale(self.segmenter.card)
         cls_images = scan.slices(cls_scale)
         seg_images = cls_images if seg_scale == cls_scale else scan.slices(seg_scale)
-        return self.predict(cls_images, seg_images, batch_size=batch_size,
-                            show_progress=show_progress and scan.n_slices > batch_size,
-                            description=f"{scan.name}")
+        return self.predict(
+            cls_images,
+            seg_images,
+            batch_size=batch_size,
+            show_progress=show_progress and scan.n_slices > batch_size,
+            description=f"{scan.name}",
+        )

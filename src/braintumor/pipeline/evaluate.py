@@ -32,8 +32,14 @@ def _same_data(spec_a: str, spec_b: str) -> bool:
     return Path(pa).expanduser().resolve() == Path(pb).expanduser().resolve()
 
 
-def choose_split(segmenter_run: Path, seg_card: dict[str, Any], seg_cfg: Any, data_spec: str,
-                 records: list[Record], split: str) -> tuple[list[Record], str]:
+def choose_split(
+    segmenter_run: Path,
+    seg_card: dict[str, Any],
+    seg_cfg: Any,
+    data_spec: str,
+    records: list[Record],
+    split: str,
+) -> tuple[list[Record], str]:
     """The records of ``split`` and a sentence saying where the split comes from."""
     from braintumor.data.splits import load_splits, make_splits
 
@@ -45,8 +51,12 @@ def choose_split(segmenter_run: Path, seg_card: dict[str, Any], seg_cfg: Any, da
             chosen = []
         if chosen:
             return chosen, f"the segmenter's saved splits.json ({split})"
-    fresh = make_splits(records, val_fraction=seg_cfg.data.val_fraction,
-                        test_fraction=seg_cfg.data.test_fraction, seed=seg_cfg.seed)
+    fresh = make_splits(
+        records,
+        val_fraction=seg_cfg.data.val_fraction,
+        test_fraction=seg_cfg.data.test_fraction,
+        seed=seg_cfg.seed,
+    )
     return list(fresh[split]), (
         f"a fresh patient split of {data_spec} with the segmenter's seed {seg_cfg.seed} "
         f"({split}); the saved split did not match this data"
@@ -64,8 +74,9 @@ def _rescale(image: np.ndarray, src: str, dst: str) -> np.ndarray:
     return np.stack([zscore_brain(c) for c in image])
 
 
-def _classifier_overlap(classifier_run: Path, records: list[Record],
-                        chosen: list[Record]) -> int | None:
+def _classifier_overlap(
+    classifier_run: Path, records: list[Record], chosen: list[Record]
+) -> int | None:
     """How many evaluated slices the classifier trained or validated on (None: unknown)."""
     from braintumor.data.splits import load_splits
 
@@ -100,8 +111,9 @@ class _Tally:
             "fp_pixels_healthy": self.fp_pixels,
             "fp_slices_healthy": self.fp_slices,
             "fp_slice_rate_healthy": self.fp_slices / n_healthy if n_healthy else None,
-            "per_channel": {c: {k: v.get(k) for k in HEADLINE}
-                            for c, v in m["per_channel"].items()},
+            "per_channel": {
+                c: {k: v.get(k) for k in HEADLINE} for c, v in m["per_channel"].items()
+            },
         }
 
 
@@ -126,9 +138,11 @@ def score_pipeline(
     n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
     for i in progress(range(0, len(records), batch), description, show_progress):
         samples = [fmt.load(rec) for rec in records[i : i + batch]]
-        results = pipe.predict([_rescale(s["image"], data_scale, cls_scale) for s in samples],
-                               [_rescale(s["image"], data_scale, seg_scale) for s in samples],
-                               batch_size=batch)
+        results = pipe.predict(
+            [_rescale(s["image"], data_scale, cls_scale) for s in samples],
+            [_rescale(s["image"], data_scale, seg_scale) for s in samples],
+            batch_size=batch,
+        )
         for s, r in zip(samples, results, strict=True):
             truth = np.asarray(s["mask"], dtype=np.uint8)
             pid = str(s["patient_id"])
@@ -184,13 +198,20 @@ def evaluate_pipeline(
             f"segmenter predicts {pipe.mask_channels}; evaluate on data with the same masks"
         )
     all_records = fmt.records()
-    records, source = choose_split(Path(segmenter_run), seg_run.card, seg_run.cfg, data_spec,
-                                   all_records, split)
+    records, source = choose_split(
+        Path(segmenter_run), seg_run.card, seg_run.cfg, data_spec, all_records, split
+    )
     if not records:
         raise DataError(f"the {split} split of {data_spec} is empty; nothing to evaluate")
     data_scale = "zscore" if parse_spec(data_spec)[0] in ZSCORE_FORMATS else "unit"
-    scores = score_pipeline(pipe, fmt, records, data_scale, show_progress=show_progress,
-                            description=f"pipeline on {split}")
+    scores = score_pipeline(
+        pipe,
+        fmt,
+        records,
+        data_scale,
+        show_progress=show_progress,
+        description=f"pipeline on {split}",
+    )
     result = {
         "classifier": str(classifier_run),
         "segmenter": str(segmenter_run),
@@ -200,8 +221,9 @@ def evaluate_pipeline(
         "threshold": threshold,
         "n_images": len(records),
         "n_patients": len({r.patient_id for r in records}),
-        "classifier_saw_test_slices": _classifier_overlap(Path(classifier_run), all_records,
-                                                          records),
+        "classifier_saw_test_slices": _classifier_overlap(
+            Path(classifier_run), all_records, records
+        ),
         **scores,
         "resolution": "each slice at its own size (the segmenter's output mapped back)",
     }
@@ -233,18 +255,27 @@ def comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("FP slices among healthy slices", "fp_slices_healthy"),
     ]
     out = [(label, _fmt(u.get(k)), _fmt(g.get(k))) for label, k in rows]
-    out.append((f"tumor slices emptied (of {result['n_tumor_slices']})", "0",
-                _fmt(result["gate"]["tumor_slices_wrongly_emptied"])))
+    out.append(
+        (
+            f"tumor slices emptied (of {result['n_tumor_slices']})",
+            "0",
+            _fmt(result["gate"]["tumor_slices_wrongly_emptied"]),
+        )
+    )
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text side-by-side table of gated vs un-gated metrics."""
-    rows = [("metric", "segmenter alone", f"gated (p >= {result['threshold']})"),
-            *comparison_rows(result)]
+    rows = [
+        ("metric", "segmenter alone", f"gated (p >= {result['threshold']})"),
+        *comparison_rows(result),
+    ]
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{a:<{w[0]}}  {b:>{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
     lines.insert(1, "-" * len(lines[0]))
-    head = (f"{result['n_images']} slices of {result['n_patients']} patients, "
-            f"{result['split']} split from {result['split_source']}")
+    head = (
+        f"{result['n_images']} slices of {result['n_patients']} patients, "
+        f"{result['split']} split from {result['split_source']}"
+    )
     return head + "\n" + "\n".join(lines)

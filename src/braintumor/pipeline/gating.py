@@ -44,8 +44,9 @@ def tumor_probability(probs: np.ndarray, classes: Sequence[str]) -> np.ndarray:
     if p.ndim == 1:
         p = p[None]
     if p.shape[1] != len(classes):
-        raise ValueError(f"probabilities have {p.shape[1]} columns but there are "
-                         f"{len(classes)} classes")
+        raise ValueError(
+            f"probabilities have {p.shape[1]} columns but there are {len(classes)} classes"
+        )
     return np.clip(1.0 - p[:, no_tumor_index(classes)], 0.0, 1.0)
 
 

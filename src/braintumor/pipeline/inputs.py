@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.data.formats.brats import MODALITIES as BRATS_MODALITIES
+from braintumor.data.formats.brats import find_case_files, zscore_brain
 from braintumor.data.io import (
     DICOM_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -32,8 +34,6 @@ from braintumor.data.io import (
     read_volume,
     robust_scale,
 )
-from braintumor.data.formats.brats import MODALITIES as BRATS_MODALITIES
-from braintumor.data.formats.brats import find_case_files, zscore_brain
 from braintumor.errors import DataError
 
 SCALES = ("unit", "zscore")
@@ -138,8 +138,18 @@ def _load_brats(folder: Path, files: dict[str, Path]) -> ScanInput:
         vols.append(_axial_slices(vol))
     assert ref is not None
     spacing, thick = _nifti_spacing(ref[2])
-    return ScanInput(folder, _stem(folder), "brats", np.stack(vols), spacing, thick, ref[1],
-                     ref[2], list(BRATS_MODALITIES), BRATS_MODALITIES.index("flair"))
+    return ScanInput(
+        folder,
+        _stem(folder),
+        "brats",
+        np.stack(vols),
+        spacing,
+        thick,
+        ref[1],
+        ref[2],
+        list(BRATS_MODALITIES),
+        BRATS_MODALITIES.index("flair"),
+    )
 
 
 def load_input(path: str | Path) -> ScanInput:
@@ -161,19 +171,44 @@ def load_input(path: str | Path) -> ScanInput:
                 "pass the .nii/.nii.gz files themselves"
             )
         vol, affine, spacing = read_dicom_series(p)  # raises a clear DataError when not DICOM
-        return ScanInput(p, _stem(p), "dicom", _axial_slices(vol)[None], (spacing[1], spacing[0]),
-                         spacing[2], affine, None, ["dicom"])
+        return ScanInput(
+            p,
+            _stem(p),
+            "dicom",
+            _axial_slices(vol)[None],
+            (spacing[1], spacing[0]),
+            spacing[2],
+            affine,
+            None,
+            ["dicom"],
+        )
     lower = p.name.lower()
     if lower.endswith(VOLUME_EXTENSIONS):
         vol, affine, header = read_volume(p)
         spacing, thick = _nifti_spacing(header)
-        return ScanInput(p, _stem(p), "volume", _axial_slices(vol)[None], spacing, thick,
-                         affine, header, ["volume"])
+        return ScanInput(
+            p,
+            _stem(p),
+            "volume",
+            _axial_slices(vol)[None],
+            spacing,
+            thick,
+            affine,
+            header,
+            ["volume"],
+        )
     if lower.endswith(IMAGE_EXTENSIONS + DICOM_EXTENSIONS):
         image = read_image(p)
         sp = image_spacing(p)
-        return ScanInput(p, _stem(p), "image", image, (sp[0], sp[1]) if sp else None,
-                         channel_names=["image"] * image.shape[0], unit_scaled=True)
+        return ScanInput(
+            p,
+            _stem(p),
+            "image",
+            image,
+            (sp[0], sp[1]) if sp else None,
+            channel_names=["image"] * image.shape[0],
+            unit_scaled=True,
+        )
     raise DataError(
         f"{p}: unsupported input; give PNG/JPEG/TIFF/DICOM images, .nii/.nii.gz volumes, "
         "a DICOM series folder or a BraTS case folder"

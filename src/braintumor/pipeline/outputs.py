@@ -28,8 +28,12 @@ def bounding_box(region: np.ndarray) -> dict[str, int] | None:
     idx = np.nonzero(region)
     if idx[0].size == 0:
         return None
-    box = {"x_min": int(idx[-1].min()), "y_min": int(idx[-2].min()),
-           "x_max": int(idx[-1].max()), "y_max": int(idx[-2].max())}
+    box = {
+        "x_min": int(idx[-1].min()),
+        "y_min": int(idx[-2].min()),
+        "x_max": int(idx[-1].max()),
+        "y_max": int(idx[-2].max()),
+    }
     if region.ndim == 3:
         box.update(z_min=int(idx[0].min()), z_max=int(idx[0].max()))
     return box
@@ -55,8 +59,9 @@ def _title(scan: ScanInput, info: dict[str, Any], extra: str = "") -> str:
     return f"{scan.name}{extra}: {info['class']} (tumor p={info['tumor_probability']:.2f})"
 
 
-def write_image_outputs(scan: ScanInput, r: SliceResult, classes: Sequence[str],
-                        regions: Sequence[str], out: Path) -> dict[str, Any]:
+def write_image_outputs(
+    scan: ScanInput, r: SliceResult, classes: Sequence[str], regions: Sequence[str], out: Path
+) -> dict[str, Any]:
     """Mask PNG(s), overlay PNG and the summary dict of a 2D input."""
     from PIL import Image
 
@@ -65,8 +70,14 @@ def write_image_outputs(scan: ScanInput, r: SliceResult, classes: Sequence[str],
     for path, m in zip(_file_names(out / scan.name, regions, ".png"), r.mask, strict=True):
         Image.fromarray((m > 0).astype(np.uint8) * 255).save(path)
         files.append(path)
-    overlay = save_overlay(scan.data, r.mask, out / f"{scan.name}_overlay.png", list(regions),
-                           _title(scan, info), image_channel=scan.display_channel)
+    overlay = save_overlay(
+        scan.data,
+        r.mask,
+        out / f"{scan.name}_overlay.png",
+        list(regions),
+        _title(scan, info),
+        image_channel=scan.display_channel,
+    )
     union = r.mask.any(axis=0)
     px = {name: int(m.sum()) for name, m in zip(regions, r.mask, strict=True)}
     px["any"] = int(union.sum())
@@ -93,34 +104,53 @@ def _tile_slices(per_slice_px: np.ndarray) -> list[int]:
     return [int(pool[i]) for i in pick]
 
 
-def write_volume_outputs(scan: ScanInput, results: list[SliceResult], classes: Sequence[str],
-                         regions: Sequence[str], out: Path) -> dict[str, Any]:
+def write_volume_outputs(
+    scan: ScanInput,
+    results: list[SliceResult],
+    classes: Sequence[str],
+    regions: Sequence[str],
+    out: Path,
+) -> dict[str, Any]:
     """Mask NIfTI(s), montage + largest-slice PNGs and the summary dict of a volume."""
     from braintumor.data.io import write_nifti
 
     masks = np.stack([r.mask for r in results])  # Z x K x H x W
     vol = scan.mask_volume([r.mask for r in results])  # K x X x Y x Z
-    files = [write_nifti(p, v.astype(np.uint8), scan.affine, scan.header)
-             for p, v in zip(_file_names(out / scan.name, regions, ".nii.gz"), vol, strict=True)]
+    files = [
+        write_nifti(p, v.astype(np.uint8), scan.affine, scan.header)
+        for p, v in zip(_file_names(out / scan.name, regions, ".nii.gz"), vol, strict=True)
+    ]
     union = masks.any(axis=1)  # Z x H x W
     per_slice = union.sum(axis=(1, 2))
     display = scan.slices("unit")
     legend = [(n, region_color(n, k)) for k, n in enumerate(regions)]
     shown = _tile_slices(per_slice)
-    tiles = [overlay_rgb(display[z], results[z].mask, regions,
-                         image_channel=scan.display_channel) for z in shown]
-    what = "slices with tumor" if per_slice.any() else "no tumor found; evenly spaced slices"
-    montage_png = save_rgb(montage(tiles), out / f"{scan.name}_montage.png", legend=legend,
-                           title=f"{scan.name}: {what} {shown[0]}..{shown[-1]}")
+    tiles = [
+        overlay_rgb(display[z], results[z].mask, regions, image_channel=scan.display_channel)
+        for z in shown
+    ]
+    what = "tumor on slices" if per_slice.any() else "no tumor; slices"
+    montage_png = save_rgb(
+        montage(tiles),
+        out / f"{scan.name}_montage.png",
+        legend=legend,
+        title=f"{scan.name}: {what} {', '.join(map(str, shown))}"[:70],
+    )
     top = int(np.argmax([r.tumor_prob for r in results]))
     info = _class_info(results[top], classes)
     largest_png = None
     if per_slice.any():
         z = int(np.argmax(per_slice))
-        largest_png = str(save_overlay(display[z], results[z].mask, out / f"{scan.name}_largest.png",
-                                       list(regions), _title(scan, _class_info(results[z], classes),
-                                                             f" slice {z}"),
-                                       image_channel=scan.display_channel))
+        largest_png = str(
+            save_overlay(
+                display[z],
+                results[z].mask,
+                out / f"{scan.name}_largest.png",
+                list(regions),
+                _title(scan, _class_info(results[z], classes), f" slice {z}"),
+                image_channel=scan.display_channel,
+            )
+        )
     voxels = {name: int(masks[:, k].sum()) for k, name in enumerate(regions)}
     voxels["any"] = int(union.sum())
     ml = scan.voxel_volume_ml
@@ -138,6 +168,9 @@ def write_volume_outputs(scan: ScanInput, results: list[SliceResult], classes: S
             {"slice": z, **_class_info(r, classes), "tumor_px": int(per_slice[z])}
             for z, r in enumerate(results)
         ],
-        "files": {"masks": [str(f) for f in files], "montage": str(montage_png),
-                  "largest": largest_png},
+        "files": {
+            "masks": [str(f) for f in files],
+            "montage": str(montage_png),
+            "largest": largest_png,
+        },
     }

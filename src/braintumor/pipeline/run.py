@@ -27,8 +27,9 @@ def _unique_name(scan: ScanInput, used: set[str]) -> str:
     return name
 
 
-def process_input(pipe: TwoStagePipeline, scan: ScanInput, out: Path,
-                  show_progress: bool = True) -> dict[str, Any]:
+def process_input(
+    pipe: TwoStagePipeline, scan: ScanInput, out: Path, show_progress: bool = True
+) -> dict[str, Any]:
     """Run the pipeline on one loaded input and write its outputs into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     results = pipe.predict_scan(scan, show_progress=show_progress)
@@ -78,10 +79,15 @@ def run_pipeline(
         "classifier": str(classifier_run),
         "segmenter": str(segmenter_run),
         "threshold": threshold,
-        "inputs": [{"input": s["input"], "class": s["class"],
-                    "tumor_probability": s["tumor_probability"],
-                    "json": str(out / s["name"] / f"{s['name']}.json")}
-                   for s in summaries],
+        "inputs": [
+            {
+                "input": s["input"],
+                "class": s["class"],
+                "tumor_probability": s["tumor_probability"],
+                "json": str(out / s["name"] / f"{s['name']}.json"),
+            }
+            for s in summaries
+        ],
     }
     (out / "summary.json").write_text(json.dumps(index, indent=2) + "\n")
     return summaries

@@ -64,13 +64,20 @@ def segmentation_cases(run_dir: Path, n: int = 2, limit: int = 24) -> list[Case]
             continue
         seen.add(i)
         s = samples[int(i)]
-        tiles = [overlay_rgb(s["image"], s["mask"], names), overlay_rgb(s["image"], masks[i], names)]
+        tiles = [
+            overlay_rgb(s["image"], s["mask"], names),
+            overlay_rgb(s["image"], masks[i], names),
+        ]
         extra = ""
         if gates:
             tiles.append(heatmap_rgb(s["image"], explain_image(pred, s["image"]).heat))
             extra = " | attention-gate map"
-        cases.append((enlarge(montage(tiles)),
-                      f"{what}: Dice {dice[i]:.3f} ({s['path']}); truth | prediction{extra}"))
+        cases.append(
+            (
+                enlarge(montage(tiles)),
+                f"{what}: Dice {dice[i]:.3f} ({s['path']}); truth | prediction{extra}",
+            )
+        )
     return cases
 
 
@@ -95,7 +102,11 @@ def classification_cases(run_dir: Path, n: int = 2, limit: int = 48) -> list[Cas
             s = samples[int(i)]
             ex = explain_image(pred, s["image"])
             tiles = [overlay_rgb(s["image"], None), heatmap_rgb(s["image"], ex.heat)]
-            cases.append((enlarge(montage(tiles)),
-                          f"{what}: true {names[truth[i]]}, predicted {names[guess[i]]} "
-                          f"(p={conf[i]:.2f}); image | {ex.method} ({s['path']})"))
+            cases.append(
+                (
+                    enlarge(montage(tiles)),
+                    f"{what}: true {names[truth[i]]}, predicted {names[guess[i]]} "
+                    f"(p={conf[i]:.2f}); image | {ex.method} ({s['path']})",
+                )
+            )
     return cases

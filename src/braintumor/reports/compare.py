@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,31 @@ import numpy as np
 from braintumor.errors import BrainTumorError, DataError
 from braintumor.reports.html import ReportWriter
 
-CLS_COLUMNS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."),
-               ("precision_macro", "precision (macro)"), ("recall_macro", "recall (macro)"),
-               ("f1_macro", "F1 macro"), ("f1_weighted", "F1 weighted"),
-               ("confidence", "mean confidence")]
-SEG_COLUMNS = [("dice", "Dice"), ("iou", "IoU"), ("dice_per_patient_mean", "Dice per patient"),
-               ("hd95", "HD95 (px)"), ("fpr", "FPR"), ("fnr", "FNR")]
-CURVE_PREFERENCE = ("val_balanced_accuracy", "val_accuracy", "val_f1_macro", "val_dice",
-                    "val_iou", "val_dice_per_patient_mean")
+CLS_COLUMNS = [
+    ("accuracy", "accuracy"),
+    ("balanced_accuracy", "balanced acc."),
+    ("precision_macro", "precision (macro)"),
+    ("recall_macro", "recall (macro)"),
+    ("f1_macro", "F1 macro"),
+    ("f1_weighted", "F1 weighted"),
+    ("confidence", "mean confidence"),
+]
+SEG_COLUMNS = [
+    ("dice", "Dice"),
+    ("iou", "IoU"),
+    ("dice_per_patient_mean", "Dice per patient"),
+    ("hd95", "HD95 (px)"),
+    ("fpr", "FPR"),
+    ("fnr", "FNR"),
+]
+CURVE_PREFERENCE = (
+    "val_balanced_accuracy",
+    "val_accuracy",
+    "val_f1_macro",
+    "val_dice",
+    "val_iou",
+    "val_dice_per_patient_mean",
+)
 
 
 @dataclass
@@ -59,8 +76,9 @@ def read_run(path: str | Path) -> RunInfo:
         from braintumor.engine.runs import read_history
 
         history = read_history(p / "history.csv")
-    return RunInfo(p, p.name, json.loads(card_path.read_text()),
-                   json.loads(metrics_path.read_text()), history)
+    return RunInfo(
+        p, p.name, json.loads(card_path.read_text()), json.loads(metrics_path.read_text()), history
+    )
 
 
 def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> float:
@@ -92,17 +110,34 @@ def _fmt(v: Any, digits: int = 3) -> str:
 def metrics_table(runs: list[RunInfo], task: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the metrics table of the runs of one task."""
     cols = CLS_COLUMNS if task == "classification" else SEG_COLUMNS
-    header = ["run", "model", "data", "size", "epochs", "params", *[c[1] for c in cols],
-              "train time (s)", "images/s"]
+    header = [
+        "run",
+        "model",
+        "data",
+        "size",
+        "epochs",
+        "params",
+        *[c[1] for c in cols],
+        "train time (s)",
+        "images/s",
+    ]
     rows = []
     for r in runs:
         m, pre = r.metrics, r.card.get("preprocessing", {})
         params = m.get("params") or r.card.get("params")
-        rows.append([r.label, r.card["name"], r.card.get("data", {}).get("spec", "?"),
-                     _fmt(pre.get("image_size")), _fmt(m.get("epochs_trained")),
-                     f"{params / 1e6:.2f}M" if params else "n/a",
-                     *[_fmt(m.get(k)) for k, _ in cols], _fmt(m.get("train_seconds"), 1),
-                     _fmt(r.throughput, 1)])
+        rows.append(
+            [
+                r.label,
+                r.card["name"],
+                r.card.get("data", {}).get("spec", "?"),
+                _fmt(pre.get("image_size")),
+                _fmt(m.get("epochs_trained")),
+                f"{params / 1e6:.2f}M" if params else "n/a",
+                *[_fmt(m.get(k)) for k, _ in cols],
+                _fmt(m.get("train_seconds"), 1),
+                _fmt(r.throughput, 1),
+            ]
+        )
     return header, rows
 
 
@@ -125,8 +160,11 @@ def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None
     for i, key in enumerate(keys):
         ax = fig.add_subplot(rows, cols, i + 1)
         for r in runs:
-            pts = [(float(row["epoch"]), float(row[key])) for row in r.history
-                   if row.get(key) not in ("", None)]
+            pts = [
+                (float(row["epoch"]), float(row[key]))
+                for row in r.history
+                if row.get(key) not in ("", None)
+            ]
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(xs, ys, marker="o", ms=3, label=r.label)
@@ -150,26 +188,42 @@ def _pipeline_section(doc: ReportWriter, pipeline: Path) -> None:
 
     f = pipeline if pipeline.is_file() else pipeline / METRICS_FILE
     if not f.is_file():
-        raise DataError(f"--pipeline {pipeline}: no {METRICS_FILE} there; run "
-                        "'braintumor pipeline ... --evaluate --out DIR' first")
+        raise DataError(
+            f"--pipeline {pipeline}: no {METRICS_FILE} there; run "
+            "'braintumor pipeline ... --evaluate --out DIR' first"
+        )
     res = json.loads(f.read_text())
     doc.heading("Two-stage pipeline: gated vs segmenter alone")
-    doc.paragraph(f"Classifier {res['classifier']} gates segmenter {res['segmenter']} at tumor "
-                  f"probability >= {res['threshold']}; {res['n_images']} slices "
-                  f"({res['n_tumor_slices']} with tumor, {res['n_healthy_slices']} healthy) of "
-                  f"{res['n_patients']} patients; split: {res['split_source']}.")
+    doc.paragraph(
+        f"Classifier {res['classifier']} gates segmenter {res['segmenter']} at tumor "
+        f"probability >= {res['threshold']}; {res['n_images']} slices "
+        f"({res['n_tumor_slices']} with tumor, {res['n_healthy_slices']} healthy) of "
+        f"{res['n_patients']} patients; split: {res['split_source']}."
+    )
     doc.table(["metric", "segmenter alone", "gated"], comparison_rows(res))
     g = res["gate"]
-    doc.paragraph(f"Gate as a detector: sensitivity {_fmt(g['sensitivity'])}, specificity "
-                  f"{_fmt(g['specificity'])}; tumor slices emptied although the segmenter found "
-                  f"tumor: {g['wrongly_emptied_where_segmenter_found_tumor']}.", note=True)
+    doc.paragraph(
+        f"Gate as a detector: sensitivity {_fmt(g['sensitivity'])}, specificity "
+        f"{_fmt(g['specificity'])}; tumor slices emptied although the segmenter found "
+        f"tumor: {g['wrongly_emptied_where_segmenter_found_tumor']}.",
+        note=True,
+    )
     if res.get("classifier_saw_test_slices"):
-        doc.paragraph(f"Warning: the classifier was trained or validated on "
-                      f"{res['classifier_saw_test_slices']} of these slices.", note=True)
+        doc.paragraph(
+            f"Warning: the classifier was trained or validated on "
+            f"{res['classifier_saw_test_slices']} of these slices.",
+            note=True,
+        )
 
 
-def compare_runs(run_dirs: list[str | Path], out: str | Path, *, pipeline: str | Path | None = None,
-                 cases: int = 2, throughput_seconds: float = 1.0) -> tuple[Path, Path]:
+def compare_runs(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    pipeline: str | Path | None = None,
+    cases: int = 2,
+    throughput_seconds: float = 1.0,
+) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md`` comparing ``run_dirs``.
 
     Args:
@@ -197,18 +251,22 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, *, pipeline: str |
             r.throughput = measure_throughput(r.path, seconds=throughput_seconds)
             r.throughput_source = "measured"
     doc = ReportWriter("braintumor: run comparison")
-    doc.paragraph(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from "
-                  f"{len(runs)} run(s). Metrics are each run's test split (metrics.json).",
-                  note=True)
+    doc.paragraph(
+        f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from "
+        f"{len(runs)} run(s). Metrics are each run's test split (metrics.json).",
+        note=True,
+    )
     for task in ("classification", "segmentation"):
         group = [r for r in runs if r.task == task]
         if not group:
             continue
         doc.heading(f"{task.capitalize()} runs")
         doc.table(*metrics_table(group, task))
-        doc.paragraph("images/s: model forward pass only, batch of 8, on this machine's CPU "
-                      "(measured when the report was made unless metrics.json records it).",
-                      note=True)
+        doc.paragraph(
+            "images/s: model forward pass only, batch of 8, on this machine's CPU "
+            "(measured when the report was made unless metrics.json records it).",
+            note=True,
+        )
         curves = curves_figure(group)
         if curves is not None:
             doc.heading("Learning curves", 3)
@@ -224,11 +282,19 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, *, pipeline: str |
             doc.heading("Cases and explanations", 3)
             for r in group:
                 try:
-                    found = (classification_cases if task == "classification"
-                             else segmentation_cases)(r.path, cases)
+                    found = (
+                        classification_cases if task == "classification" else segmentation_cases
+                    )(r.path, cases)
                 except BrainTumorError as exc:  # data moved or deleted since training
                     doc.paragraph(f"{r.label}: no cases ({exc})", note=True)
                     continue
+                if not found:
+                    doc.paragraph(
+                        f"{r.label}: no test case to show (no test slice with tumor)"
+                        if task == "segmentation"
+                        else f"{r.label}: no test case to show",
+                        note=True,
+                    )
                 for rgb, caption in found:
                     doc.figure(rgb, f"{r.label} - {caption}")
     if pipeline is not None:

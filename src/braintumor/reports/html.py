@@ -83,7 +83,9 @@ class ReportWriter:
         self._md += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
         self._md.append("")
 
-    def figure(self, image: np.ndarray | bytes | Path, caption: str, width: int | None = None) -> None:
+    def figure(
+        self, image: np.ndarray | bytes | Path, caption: str, width: int | None = None
+    ) -> None:
         """Add an image (array, PNG bytes or PNG file) with a caption."""
         data = png_bytes(image)
         name = _slug(caption)
@@ -108,7 +110,7 @@ class ReportWriter:
         for name, data in self._figures.items():
             (figs / f"{name}.png").write_bytes(data)
         page = (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(self._html)
             + "\n</body></html>\n"

@@ -106,8 +106,14 @@ def overlay_rgb(
     return (rgb * 255).round().astype(np.uint8)
 
 
-def heatmap_rgb(image: np.ndarray, heat: np.ndarray, *, image_channel: int = 0,
-                alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+def heatmap_rgb(
+    image: np.ndarray,
+    heat: np.ndarray,
+    *,
+    image_channel: int = 0,
+    alpha: float = 0.45,
+    cmap: str = "jet",
+) -> np.ndarray:
     """A [0, 1] heat map (H x W, same size as the scan) blended over the gray scan."""
     from matplotlib import colormaps
 
@@ -141,22 +147,30 @@ def save_rgb(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = rgb.shape[:2]
-    scale = max(1, int(np.ceil(256 / max(h, w))))
     dpi = 100
-    extra = (0.35 if title else 0.0) + (0.35 if legend else 0.0)
-    fig = Figure(figsize=(w * scale / dpi, h * scale / dpi + extra), dpi=dpi)
+    scale = max(1, int(np.ceil(256 / max(h, w))))
+    img_w, img_h = w * scale / dpi, h * scale / dpi  # inches
+    band = 0.35  # inches for the title and for the legend
+    fig_w = max(img_w, 3.6 if title else 0.0)  # room for the title's text
+    fig_h = img_h + band * (bool(title) + bool(legend))
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
     FigureCanvasAgg(fig)
-    bottom = 0.35 / (h * scale / dpi + extra) if legend else 0.0
-    top = 1 - (0.35 / (h * scale / dpi + extra) if title else 0.0)
-    ax = fig.add_axes((0, bottom, 1, top - bottom))
+    bottom = band / fig_h if legend else 0.0
+    ax = fig.add_axes(((fig_w - img_w) / 2 / fig_w, bottom, img_w / fig_w, img_h / fig_h))
     ax.imshow(rgb, interpolation="nearest")
     ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=9, y=1 - 0.05 / (h * scale / dpi + extra), va="top")
+        fig.suptitle(title, fontsize=9, y=1 - 0.05 / fig_h, va="top")
     if legend:
         handles = [Patch(facecolor=np.asarray(c) / 255, edgecolor="k", label=n) for n, c in legend]
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
-                   frameon=False, borderaxespad=0.1)
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=len(handles),
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0.1,
+        )
     fig.savefig(path, dpi=dpi)
     return path
 
