@@ -69,6 +69,26 @@ class FakeVolumes(DatasetFormat):
         return self._sample(rec, plane, (plane > 0.8).astype(np.uint8))
 
 
+class FakeH5Slices(DatasetFormat):
+    """``root/<patient>_<n>.h5`` with an ``image`` dataset: one file per slice, not a picture."""
+
+    name = "audit-fake-h5"
+    description = "test-only HDF5 slice format"
+
+    @property
+    def classes(self) -> list[str]:
+        return []
+
+    def records(self) -> list[Record]:
+        return [Record(str(f), f.stem.split("_")[0]) for f in sorted(self.root.glob("*.h5"))]
+
+    def load(self, rec: Record) -> dict[str, Any]:
+        import h5py
+
+        with h5py.File(rec.path, "r") as f:
+            return self._sample(rec, np.asarray(f["image"]), None)
+
+
 def smooth_image(seed: int, size: int = 64) -> np.ndarray:
     """A smooth random uint8 image (upsampled 8x8 noise): MRI-like low frequencies."""
     small = np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)
@@ -168,6 +188,25 @@ def test_volume_slices_hash_decoded_arrays(tmp_path: Path) -> None:
     assert s["duplicates_across_splits"] == {"test": 1, "total": 1}
     assert s["image_sizes"]["most_common"] == [["16x16", 7]]
     assert s["n_with_tumor"] == 5 and s["tumor_source"] == "mask"
+
+
+def test_single_files_pillow_cannot_read(tmp_path: Path) -> None:
+    import h5py
+
+    def write(name: str, image: np.ndarray) -> None:
+        with h5py.File(tmp_path / name, "w") as f:
+            f["image"] = image
+
+    rng = np.random.default_rng(0)
+    write("p0_0.h5", np.zeros((20, 24), np.float32))  # blank
+    write("p0_1.h5", rng.random((20, 24)).astype(np.float32))
+    write("p1_0.h5", rng.random((20, 24)).astype(np.float32))
+    shutil.copyfile(tmp_path / "p0_1.h5", tmp_path / "p1_1.h5")  # byte-identical copy
+    s = inspect_dataset(FakeH5Slices(tmp_path), progress=False)
+    assert s["image_sizes"]["most_common"] == [["20x24", 4]] and s["modes"] == {}
+    assert s["exact_method"] == "file" and s["n_blank"] == 1 and s["n_unreadable"] == 0
+    assert s["split_source"].startswith("none")  # 2 patients cannot make 3 splits
+    assert s["duplicates_within"] == {"train": 1, "total": 1}
 
 
 def test_unreadable_file_is_reported_not_fatal(planted: FakeFolder) -> None:

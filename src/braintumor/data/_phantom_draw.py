@@ -86,6 +86,19 @@ def _bump(z: float, center: float, half: float) -> float:
     return max(0.0, 1.0 - ((z - center) / half) ** 2)
 
 
+class _Fields(dict[int, np.ndarray]):
+    """Smooth fields of one slice, computed on first use (tumor fields only when needed)."""
+
+    def __init__(self, fields: np.ndarray, z: float, size: int, win: Window) -> None:
+        super().__init__()
+        self.args = (fields, z, size, win)
+
+    def __missing__(self, idx: int) -> np.ndarray:
+        fields, z, size, win = self.args
+        self[idx] = out = smooth_field(fields, idx, z, size, win)
+        return out
+
+
 class _Canvas:
     """Four modality images (or a view into them) plus the patient's tissue values."""
 
@@ -324,7 +337,7 @@ def render(
     rho = np.hypot(u, v) / _outline(p.shape, np.arctan2(v, u))
     full = np.zeros((4, size, size), dtype=np.float32)
     c = _Canvas(full[:, win[0], win[1]], p.tissues, px=p.pixel(z, size))
-    fields = {i: smooth_field(p.fields, i, z, size, win) for i in range(N_FIELDS)}
+    fields = _Fields(p.fields, z, size, win)
 
     c.paint(c.soft(1.0 - rho), "scalp")
     c.paint(c.soft(SKULL_OUT - rho), "bone")

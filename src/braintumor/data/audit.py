@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.errors import BrainTumorError, DataError
@@ -93,10 +93,13 @@ def _scan(
         it.digest = hashlib.sha1(data).hexdigest()
         try:
             with Image.open(io.BytesIO(data)) as img:
+                if isinstance(img, ImageFile.StubImageFile):  # Pillow "knows" HDF5 but
+                    raise UnidentifiedImageError(rec.path)  # cannot read it
                 it.hw, it.mode = (img.height, img.width), img.mode
                 if near:
                     it.thumb = _thumb(img)
         except (UnidentifiedImageError, OSError):
+            it.hw = it.mode = None
             sample = fmt.load(rec)  # not a 2D image file (h5, dicom, ...): decode it
     else:
         sample = fmt.load(rec)
