@@ -69,12 +69,41 @@ def _run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
 
 @pytest.fixture(scope="module")
 def cls_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    import torch
+    from safetensors.torch import save_file
+
+    from braintumor.models.registry import create_model
+
     tmp = tmp_path_factory.mktemp("cls")
-    result = CliRunner().invoke(
-        app, _train_args(tmp / "run", "classification", "simple_cnn", tmp / "cache")
-    )
+    # Start from "pretrained" weights (a 2-class model: its head does not fit and is
+    # skipped) and keep the backbone frozen for the only epoch.
+    torch.manual_seed(123)
+    donor = create_model("simple_cnn", in_channels=1, num_classes=2)
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, tmp / "donor.safetensors")
+    args = _train_args(tmp / "run", "classification", "simple_cnn", tmp / "cache")
+    args += ["--pretrained", str(tmp / "donor.safetensors"), "--set", "model.freeze_epochs=1"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return tmp / "run", result.output
+
+
+def test_pretrained_backbone_stays_frozen(cls_run: tuple[Path, str]) -> None:
+    from safetensors.torch import load_file
+
+    from braintumor.models.registry import create_model
+
+    run, _ = cls_run
+    donor = load_file(str(run.parent / "donor.safetensors"))
+    saved = load_file(str(run / "model.safetensors"))
+    names = [
+        n for n, _ in create_model("simple_cnn", in_channels=1, num_classes=4).named_parameters()
+    ]
+    backbone = [n for n in names if not n.startswith("head")]
+    head = [n for n in names if n.startswith("head")]
+    assert backbone and all(np.array_equal(saved[n], donor[n]) for n in backbone)
+    # The head trained (and its last layer has 4 outputs, not the donor's 2).
+    assert any(n in donor and not np.array_equal(saved[n], donor[n]) for n in head)
+    assert saved[head[-1]].shape[0] == 4
 
 
 @pytest.fixture(scope="module")

@@ -140,3 +140,22 @@ def test_in_memory_mode_pickling_and_transform(tmp_path: Path) -> None:
 
     flipped = SliceDataset(fmt, fmt.records(), 32, None, True, cache_dir=tmp_path, transform=flip)
     torch.testing.assert_close(flipped[0]["image"], cached[0]["image"].flip(-1))
+
+
+def test_intensities_beyond_float16_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from braintumor.errors import DataError
+
+    fmt = _fmt()
+    original = fmt.load
+
+    def raw(rec: Any) -> dict[str, Any]:
+        sample = original(rec)
+        sample["image"] = sample["image"] * 1e6  # e.g. unscaled 32-bit intensities
+        return sample
+
+    monkeypatch.setattr(fmt, "load", raw)
+    with pytest.raises(DataError, match="float16"):
+        SliceDataset(fmt, fmt.records()[:1], 32, None, False, cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -52,3 +52,11 @@ def test_classification_items_without_mask() -> None:
     del item["mask"]
     out = aug(item)
     assert "mask" not in out and out["image"].shape == (2, 64, 64)
+
+
+def test_thread_count_is_restored() -> None:
+    aug = build_transforms("segmentation", train=True)
+    assert aug is not None
+    before = torch.get_num_threads()
+    aug(_square_item())
+    assert torch.get_num_threads() == before

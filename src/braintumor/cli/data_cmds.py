@@ -46,7 +46,8 @@ def datasets() -> None:
     for name, description in list_formats().items():
         table.add_row(name, description)
     Console().print(table)
-    dl = Table("name", "format", "source", title="Downloadable (braintumor download NAME --to DIR)")
+    dl = Table("name", "format", title="Downloadable (braintumor download NAME --to DIR)")
+    dl.add_column("source", overflow="fold")
     for name in DOWNLOADS.names():
         ds = DOWNLOADS.get(name)
         dl.add_row(name, ds.format, ds.url)
@@ -66,7 +67,11 @@ def inspect(
     no_near: bool = typer.Option(False, "--no-near", help="Skip the near-duplicate search."),
     seed: int = typer.Option(42, help="Seed of the patient-level split (sets without one)."),
 ) -> None:
-    """Count samples per split and class, check sizes and masks, find duplicates."""
+    """Count samples per split and class, check sizes and masks, find duplicates.
+
+    Tables by default; --json prints one JSON object on stdout (progress goes to
+    stderr). A preview PNG is written only when --preview PATH is given.
+    """
     from braintumor.data import create_format
     from braintumor.data.audit import inspect_dataset, save_preview_grid
 
@@ -76,7 +81,7 @@ def inspect(
         written = save_preview_grid(fmt, fmt.records(), preview)
         summary["preview"] = str(written)
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary, indent=2, default=str))  # options may hold dates etc.
     else:
         print_summary(summary, Console())
 

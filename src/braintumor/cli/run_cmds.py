@@ -205,7 +205,9 @@ def evaluate(
     from braintumor.engine.runs import CARD_FILE
 
     task = json.loads((run / CARD_FILE).read_text())["task"]
-    print_metrics(_out, metrics, task, metrics.get("split", split))
+    print_metrics(_out, metrics, task, f"{metrics.get('split', split)} of {metrics['data']}")
+    if metrics.get("note"):
+        _out.print(f"note: {metrics['note']}")
     _out.print(f"written: {metrics.get('written')}")
 
 

@@ -29,6 +29,7 @@ from braintumor.data.base import DatasetFormat, Record
 from braintumor.errors import DataError
 
 CACHE_VERSION = 1  # bump when preprocessing changes what a cached array holds
+_F16_MAX = 65000.0  # cached images are float16
 PROGRESS_MIN = 200  # show a progress bar when preparing at least this many samples
 
 
@@ -135,6 +136,11 @@ class SliceDataset(Dataset):
                     f"{rec.key} prepares to {img.shape[0]} channel(s) but earlier samples to "
                     f"{images.shape[1]}; set data.channels to a fixed count (1 or 3)"
                 )
+            if not np.isfinite(img).all() or np.abs(img).max() > _F16_MAX:
+                raise DataError(
+                    f"{rec.key} has intensities that are not finite or beyond +-{_F16_MAX:g}; "
+                    "the cache stores float16, so the format must scale them (e.g. /255)"
+                )
             images[i] = img
             if masks is not None:
                 if s["mask"] is not None and s["mask"].shape[0] != k:
@@ -168,7 +174,10 @@ class SliceDataset(Dataset):
                 "keys": [r.key for r in self.records],
             }
             (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks completion
-            if final.exists():  # an invalid leftover (validated before building)
+            if self._valid(final):  # another process (e.g. a DDP rank) finished first
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            if final.exists():  # a damaged leftover
                 shutil.rmtree(final, ignore_errors=True)
             try:
                 os.replace(tmp, final)

@@ -67,9 +67,8 @@ def subsample(records: list[Record], limit: int | None, seed: int) -> list[Recor
     # Largest-remainder apportionment keeps every class's share and the exact total.
     quotas = {k: limit * len(v) / n for k, v in groups.items()}
     take = {k: int(q) for k, q in quotas.items()}
-    for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[
-        : limit - sum(take.values())
-    ]:
+    short = limit - sum(take.values())
+    for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[:short]:
         take[k] += 1
     keep: list[int] = []
     for k, idx in groups.items():
@@ -121,9 +120,15 @@ class DataBundle:
 
     def loader(self, split: str, train: bool = False) -> DataLoader:
         if not self.splits.get(split):
+            fix = (
+                "lower data.val_fraction / data.test_fraction"
+                if split == "train"
+                else f"raise data.{split}_fraction"
+            )
             raise DataError(
-                f"the {split} split is empty ({len(self.fmt.records())} samples in "
-                f"{self.cfg.spec}); use more data or a larger data.{split}_fraction"
+                f"the {split} split of {self.cfg.spec} is empty "
+                f"({sum(len(v) for v in self.splits.values())} samples in all); "
+                f"use more data (data.limit, format options) or {fix}"
             )
         return make_loader(self.dataset(split, train), self.cfg, shuffle=train)
 

@@ -73,8 +73,8 @@ def saved_split(run: Path, records: list[Record], split: str) -> list[Record]:
 def _eval_name(split: str, data_spec: str | None) -> str:
     if data_spec is None:
         return split
-    name = data_spec.partition(":")[0]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "data"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", data_spec.partition(":")[0]) or "data"
+    return name if split == "test" else f"{name}_{split}"
 
 
 def evaluate_run(
@@ -86,7 +86,10 @@ def evaluate_run(
     batch_size: int | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a saved run and write ``RUN/eval_<split>.json`` (or ``eval_<format>.json``).
+    """Evaluate a saved run; writes ``RUN/eval_<split>.json``.
+
+    On another data set the file is ``eval_<format>.json`` (``eval_<format>_train.json``
+    for the training part of a set with an official split).
 
     Args:
         run_dir: the run folder.
@@ -110,10 +113,11 @@ def evaluate_run(
         card["classes"] if card["task"] == "classification" else card["mask_channels"],
         card.get("threshold", 0.5),
     )
+    note = None
     if data_spec is None:
         fmt = open_format(card["data"]["spec"], card["data"].get("options"))
         records = saved_split(run.path, fmt.records(), split)
-        used = f"{split} split of {card['data']['spec']}"
+        used, split_used = f"{split} split of {card['data']['spec']}", split
     else:
         fmt = open_format(data_spec, options)
         records = fmt.records()
@@ -121,13 +125,15 @@ def evaluate_run(
             if split == "val":
                 raise ConfigError(f"{data_spec} has no validation split; use --split test")
             records = [r for r in records if (r.split == "test") == (split == "test")]
-            used = f"official {split} split of {data_spec}"
+            used, split_used = f"official {split} split of {data_spec}", split
         elif split != "test":
             raise ConfigError(
                 f"{data_spec} has no official splits: it is evaluated as a whole; use --split test"
             )
         else:
-            used = f"all samples of {data_spec}"
+            used, split_used = f"all samples of {data_spec}", "all"
+            if data_spec == card["data"]["spec"] and (options or {}) == card["data"]["options"]:
+                note = "this is the training data set: the samples include training data"
         names = output_names(card["task"], fmt)
         if names != task.output_names:
             raise DataError(
@@ -157,10 +163,11 @@ def evaluate_run(
         run.model, task, loader, loss_fn, device=pick_device(device or cfg.trainer.accelerator)
     )
     metrics.update(
-        split=split if data_spec is None else _eval_name(split, data_spec),
+        split=split_used,
         data=data_spec or card["data"]["spec"],
         model=card["name"],
         params=card.get("params"),
+        **({"note": note} if note else {}),
     )
     out = run.path / f"eval_{_eval_name(split, data_spec)}.json"
     write_json(out, metrics)

@@ -7,7 +7,6 @@ total down-sampling factor.
 
 from __future__ import annotations
 
-from monai.networks.nets import BasicUNet, SegResNet
 from torch import Tensor, nn
 
 from braintumor.errors import ConfigError
@@ -30,6 +29,8 @@ class DivisibleInput(nn.Module):
 @register_model("segmentation")
 def basic_unet(in_channels: int = 1, num_classes: int = 1, n_filters: int = 32) -> DivisibleInput:
     """MONAI BasicUNet (2D): instance norm, LeakyReLU, transposed-conv up-sampling."""
+    from monai.networks.nets import BasicUNet  # lazy: importing MONAI costs seconds
+
     n = n_filters
     # MONAI's default feature widths are (32, 32, 64, 128, 256, 32); scaled by n_filters.
     net = BasicUNet(
@@ -48,6 +49,8 @@ def segresnet(in_channels: int = 1, num_classes: int = 1, n_filters: int = 8) ->
         raise ConfigError(
             f"segresnet: n_filters must be a multiple of 8 (GroupNorm of 8 groups), got {n_filters}"
         )
+    from monai.networks.nets import SegResNet  # lazy: importing MONAI costs seconds
+
     net = SegResNet(
         spatial_dims=2, init_filters=n_filters, in_channels=in_channels, out_channels=num_classes
     )
