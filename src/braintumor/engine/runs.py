@@ -127,7 +127,7 @@ def prepare_run_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def save_run_model(out: Path, model: nn.Module, card: dict[str, Any]) -> Path:
+def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> Path:
     """Write ``model.safetensors`` (a detached copy of every tensor) and ``model.json``."""
     from safetensors.torch import save_file
 
