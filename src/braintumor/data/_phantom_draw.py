@@ -60,11 +60,23 @@ def smooth_field(fields: np.ndarray, idx: int, z: float, size: int, win: Window)
     return smooth / (norm[rows, None] * norm[None, cols])
 
 
-def _outline(h: np.ndarray, ang: np.ndarray, phase: float = 0.0) -> np.ndarray:
-    """1 + sum_k a_k cos(k ang + phi_k): a wobbly radius factor."""
-    out = np.ones_like(ang)
-    for amp, ph, k in h.T:
-        out += amp * np.cos(k * ang + ph + phase * k)
+def _outline(
+    h: np.ndarray, dx: np.ndarray, dy: np.ndarray, r: np.ndarray, phase: float = 0.0
+) -> np.ndarray:
+    """1 + sum_k a_k cos(k theta + phi_k + k phase), theta the angle of (dx, dy), r = |(dx, dy)|.
+
+    cos(k theta) and sin(k theta) come from powers of exp(i theta) = (dx + i dy) / r,
+    which avoids arctan2 and cos on whole images (the slowest calls here).
+    """
+    inv = 1.0 / np.maximum(r, 1e-6)
+    c1, s1 = dx * inv, dy * inv
+    ck, sk, k = c1, s1, 1
+    out = np.ones_like(r)
+    for amp, ph, order in h.T.tolist():
+        while k < order:
+            ck, sk, k = ck * c1 - sk * s1, sk * c1 + ck * s1, k + 1
+        shift = ph + phase * order
+        out += (amp * math.cos(shift)) * ck - (amp * math.sin(shift)) * sk
     return out
 
 
@@ -135,7 +147,7 @@ def _cortex(
     px = c.px
     rq = np.hypot(uq, vq)
     thq = np.arctan2(vq, uq)
-    rhoq = rq / _outline(p.shape, thq)
+    rhoq = rq / _outline(p.shape, uq, vq, rq)
     # Sulci: clefts running inwards from the surface, bent by a smooth phase field, each
     # with its own depth; some gyri carry a shallow secondary sulcus. Grey matter is a
     # ribbon of fixed thickness along the surface and every cleft; inside it, white matter.
@@ -236,15 +248,18 @@ def _tumor(
     """Paint the tumor; returns its NCR/ED/ET masks (3 x H x W uint8)."""
     rc, re = tm.radii(z)
     du, dv = u - tm.center[0], v - tm.center[1]
-    ang = np.arctan2(dv, du)
+    radial = np.hypot(du, dv)
     tex = 1 + 0.08 * fields[F_TTEX]
     if tm.kind == "meningioma":  # flattened against the skull: wide along it, short across
         nu, nv = math.cos(tm.angle), math.sin(tm.angle)
         dist = np.hypot((du * nu + dv * nv) / 0.9, (-du * nv + dv * nu) / 1.25)
     else:
-        dist = np.hypot(du, dv)
+        dist = radial
     # Lobulated outline: a few low harmonics plus a smooth random field (no flower shapes).
-    wob = _outline(tm.harmonics, ang) + (0.15 if tm.kind == "glioma" else 0.06) * fields[F_EDEMA]
+    wob = (
+        _outline(tm.harmonics, du, dv, radial)
+        + (0.15 if tm.kind == "glioma" else 0.06) * fields[F_EDEMA]
+    )
     inside = brain if tm.kind == "glioma" else c.soft(CSF_OUT - rho)
     edema = np.zeros_like(u)
     if re > 0:
@@ -268,7 +283,7 @@ def _tumor(
         c.paint(core, "pituitary", tex)
     elif rc > 0:
         c.paint(core, "enhancing", 1 + 0.15 * fields[F_TTEX])
-        wob_n = _outline(tm.harmonics, ang, 0.7) + 0.2 * fields[F_TTEX]
+        wob_n = _outline(tm.harmonics, du, dv, radial, 0.7) + 0.2 * fields[F_TTEX]
         necro = c.soft(rc * tm.necrosis * wob_n - dist) * core
         c.paint(necro, "necrosis", tex)
     ncr = necro > 0.5
@@ -334,7 +349,8 @@ def render(
     dx, dy = x - p.center[0], y - p.center[1]
     u = (ca * dx + sa * dy) / (p.axes[0] * shrink)
     v = (-sa * dx + ca * dy) / (p.axes[1] * shrink)
-    rho = np.hypot(u, v) / _outline(p.shape, np.arctan2(v, u))
+    r = np.hypot(u, v)
+    rho = r / _outline(p.shape, u, v, r)
     full = np.zeros((4, size, size), dtype=np.float32)
     c = _Canvas(full[:, win[0], win[1]], p.tissues, px=p.pixel(z, size))
     fields = _Fields(p.fields, z, size, win)
@@ -361,7 +377,8 @@ def render(
     # Rician noise: the magnitude |S + n| of the signal plus complex Gaussian noise n, with
     # n drawn in polar form (Box-Muller), which needs two uniforms instead of two normals.
     u1, u2 = rng.random((2, *img.shape), dtype=np.float32)
-    r = np.log1p(-u1, out=u1)  # 1 - U is in (0, 1], so the log is finite
+    np.subtract(1, u1, out=u1)  # 1 - U is in (0, 1], so its log is finite
+    r = np.log(u1, out=u1)
     r *= np.float32(-2 * p.noise**2)  # r holds |n|^2
     cos = np.cos(np.float32(2 * np.pi) * u2, out=u2)
     cos *= np.sqrt(r)
