@@ -90,6 +90,17 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _yaml_value(raw: str, key: str) -> Any:
+    """One ``--set`` value parsed as YAML (``{a: 1}``, ``[1, 2]``, ``true``, ``3e-4``)."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(
+            f"config key {key!r}: {raw!r} is not a valid YAML value; quote it or fix the "
+            "brackets (e.g. --set 'data.options={n_patients: 8}')"
+        ) from None
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Convert ``value`` (often a string from ``--set``) to the annotated type."""
     origin = typing.get_origin(tp)
@@ -104,7 +115,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return _build(tp, value, prefix=key + ".")
     if origin is dict or tp is dict:
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            value = _yaml_value(value, key)
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
         return dict(value)
@@ -170,30 +181,42 @@ def apply_override(cfg: Config, assignment: str) -> Config:
             if typing.get_origin(tp) is dict or tp is dict:
                 value: Any = _coerce(raw, tp, key)
             else:
-                parsed = yaml.safe_load(raw) if raw.strip() else raw
+                parsed = _yaml_value(raw, key) if raw.strip() else raw
                 value = _coerce(parsed, tp, key)
             setattr(obj, part, value)
         else:
             nxt = getattr(obj, part)
             if isinstance(nxt, dict):  # e.g. model.kwargs.n_filters=16
                 rest = ".".join(parts[i + 1 :])
-                nxt[rest] = yaml.safe_load(raw)
+                nxt[rest] = _yaml_value(raw, key)
                 return cfg
             obj = nxt
     return cfg
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where (1-based line/column), on one line."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}; fix the syntax there"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (optional) and apply dotted overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
+        p = Path(path).expanduser()
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a folder; pass a YAML file")
         if not p.is_file():
             raise ConfigError(f"config file {p} not found; pass an existing YAML file")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not a text file; pass a YAML file") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}".splitlines()[0]) from None
+            raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(exc)}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a mapping of keys to values")
     cfg = config_from_dict(data)
@@ -207,4 +230,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    """Write the resolved config as YAML, atomically (a crash keeps the old file)."""
+    from braintumor.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

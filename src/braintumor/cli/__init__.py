@@ -11,8 +11,23 @@ import sys
 from braintumor.cli.app import app
 from braintumor.errors import BrainTumorError
 
+# isort: split
 # Importing the command modules registers their commands on ``app``.
-from braintumor.cli import data_cmds, run_cmds, pipeline_cmds, serve_cmds  # noqa: E402,F401,I001
+from braintumor.cli import data_cmds, pipeline_cmds, run_cmds, serve_cmds  # noqa: F401
+
+
+def one_line(text: str) -> str:
+    """``text`` on a single line (messages quoting another library may hold newlines)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def os_error_message(exc: OSError) -> str:
+    """A file-system error as one line naming the path: full disk, no permission, ..."""
+    what = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        return one_line(str(exc)) or what
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"{where}: {what}; check the path, its permissions and the free disk space"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,8 +35,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except BrainTumorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # The environment, not the code: a path through a file, a read-only folder, a
+        # full disk. The user can fix it; a traceback would not help them.
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

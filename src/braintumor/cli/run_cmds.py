@@ -156,9 +156,6 @@ def train(
     force: bool = typer.Option(False, "--force", help="Replace a run folder holding a model."),
 ) -> None:
     """Train a model; writes the run folder and prints the test metrics."""
-    from braintumor.engine.runs import CV_FILE, METRICS_FILE
-    from braintumor.engine.train import train as run_training
-
     flags = {
         "task": task,
         "model.name": model,
@@ -176,6 +173,10 @@ def train(
         "seed": seed,
     }
     cfg = build_train_config(config, set_ or [], flags)
+    # Lightning is imported only now: a typo in the config is reported in a second.
+    from braintumor.engine.runs import CV_FILE, METRICS_FILE
+    from braintumor.engine.train import train as run_training
+
     run = run_training(cfg, out, force=force)
     _out.print(f"run folder: {run}")
     if (run / CV_FILE).is_file():
@@ -221,13 +222,18 @@ def predict(
     """Classify images, or segment images/volumes (masks + overlay PNGs)."""
     from braintumor.engine.inference import Predictor
     from braintumor.engine.predict_files import predict_inputs
+    from braintumor.errors import DataError
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; choose a folder for the predictions")
     predictor = Predictor.from_run(run)
     if predictor.is_classification:
         results = predict_inputs(predictor, inputs, None)
         if out is not None:  # classification writes a file only when asked to
+            from braintumor.atomic import write_text_atomic
+
             out.mkdir(parents=True, exist_ok=True)
-            (out / "predictions.json").write_text(json.dumps(results, indent=2) + "\n")
+            write_text_atomic(out / "predictions.json", json.dumps(results, indent=2) + "\n")
     else:
         results = predict_inputs(predictor, inputs, out or (run / "predictions"))
     if as_json:

@@ -156,9 +156,16 @@ class SliceDataset(Dataset):
         return images, masks, labels
 
     def _build(self, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+        except OSError as exc:
+            raise DataError(
+                f"cannot create the preprocessing cache in {final.parent} ({exc.strerror}); "
+                "set data.cache_dir (or $BRAINTUMOR_CACHE) to a writable folder, "
+                "or data.cache=false"
+            ) from None
         try:
             images, masks, labels = self._prepare_all(tmp)
             shape, has_mask = list(images.shape), masks is not None

@@ -185,19 +185,26 @@ def save_splits(splits: dict[str, list[Record]], path: str | Path) -> None:
             for name, recs in splits.items()
         },
     }
-    Path(path).write_text(json.dumps(data, indent=1))
+    from braintumor.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def load_splits(path: str | Path, records: list[Record]) -> dict[str, list[Record]]:
     """Rebuild the splits saved by :func:`save_splits` from the data set's ``records``."""
     p = Path(path)
+    bad = DataError(f"split file {p} is not a splits.json written by braintumor; retrain the run")
     try:
         data = json.loads(p.read_text())
         saved = data["splits"]
     except FileNotFoundError:
         raise DataError(f"split file {p} not found; check the path") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise DataError(f"split file {p} is not a splits.json written by braintumor") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise bad from None
+    if not isinstance(saved, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("keys"), list) for e in saved.values()
+    ):
+        raise bad
     by_key = {r.key: r for r in records}
     out: dict[str, list[Record]] = {}
     for name, entry in saved.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,17 @@ def summarize_folds(fold_metrics: Sequence[dict[str, Any]]) -> dict[str, dict[st
     return summary
 
 
-def cross_validate(cfg: Config, out: Path, *, callbacks: Sequence[Callback] = ()) -> Path:
-    """Train ``cfg.folds`` models on patient-level folds; write ``OUT/cv_metrics.json``."""
+def cross_validate(
+    cfg: Config,
+    out: Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    before_write: Callable[[], None] | None = None,
+) -> Path:
+    """Train ``cfg.folds`` models on patient-level folds; write ``OUT/cv_metrics.json``.
+
+    ``before_write`` is called once, by the first fold, just before its first file.
+    """
     from braintumor.data.splits import kfold_splits
     from braintumor.engine.train import fit_run
 
@@ -58,7 +67,14 @@ def cross_validate(cfg: Config, out: Path, *, callbacks: Sequence[Callback] = ()
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.folds = 0  # each fold folder is an ordinary run, reproducible on its own
         results.append(
-            fit_run(fold_cfg, out / f"fold_{i}", fmt=fmt, splits=splits, callbacks=callbacks)
+            fit_run(
+                fold_cfg,
+                out / f"fold_{i}",
+                fmt=fmt,
+                splits=splits,
+                callbacks=callbacks,
+                before_write=before_write if i == 0 else None,
+            )
         )
     if rank_zero_only.rank == 0:
         summary = {

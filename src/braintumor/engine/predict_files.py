@@ -76,6 +76,23 @@ def _pixels(mask: np.ndarray, names: list[str]) -> dict[str, int]:
     return {n: int(mask[k].sum()) for k, n in enumerate(names)}
 
 
+def read_input_image(predictor: Predictor, path: Path) -> np.ndarray:
+    """A 2D input read as the run expects it, or one line naming the file and the fix."""
+    from braintumor.data.io import read_image
+
+    image = read_image(path)
+    have, want = image.shape[0], predictor.channels
+    if have != want and {have, want} != {1, 3}:  # gray <-> RGB is converted
+        if not predictor.is_classification:
+            fix = f"pass the {want} sequences of a case as {want} NIfTI files"
+        else:
+            fix = "image files give 1 or 3 channels, so use a run trained on 1 or 3 channels"
+        raise DataError(
+            f"{path} has {have} channel(s) but this run was trained on {want}-channel images; {fix}"
+        )
+    return image
+
+
 def predict_inputs(
     predictor: Predictor, inputs: Sequence[str | Path], out_dir: str | Path | None
 ) -> list[dict[str, Any]]:
@@ -84,10 +101,10 @@ def predict_inputs(
     Returns:
         One JSON-ready dict per prediction (per image, or per volume case).
     """
-    from braintumor.data.io import read_image
-
     paths = [Path(p).expanduser() for p in inputs]
     for p in paths:
+        if p.is_dir():
+            raise DataError(f"{p}: is a folder; pass the image files in it (e.g. {p}/*.png)")
         if not p.is_file():
             raise DataError(f"{p}: input file not found; check the path")
     volumes = [p for p in paths if _is_volume(p)]
@@ -96,7 +113,7 @@ def predict_inputs(
     if predictor.is_classification:
         if volumes:
             raise DataError(f"{volumes[0]}: classification runs predict 2D images, not volumes")
-        probs = predictor.predict_images([read_image(p) for p in images])
+        probs = predictor.predict_images([read_input_image(predictor, p) for p in images])
         for p, row in zip(images, probs, strict=True):
             k = int(np.argmax(row))
             results.append(
@@ -112,6 +129,8 @@ def predict_inputs(
     if out_dir is None:
         raise DataError("segmentation writes mask files: pass --out DIR")
     out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; choose a folder for the masks and overlays")
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for p in images:
@@ -121,10 +140,9 @@ def predict_inputs(
 
 
 def _segment_image(predictor: Predictor, path: Path, out: Path, used: set[str]) -> dict[str, Any]:
-    from braintumor.data.io import read_image
     from braintumor.reports.overlay import save_overlay
 
-    image = read_image(path)
+    image = read_input_image(predictor, path)
     probs = predictor.predict_images([image])[0]
     mask = predictor.masks(probs)
     stem = _unique(out, path.stem, used)
@@ -152,7 +170,8 @@ def _segment_volumes(
     if c > 1 and len(paths) != c:
         raise DataError(
             f"this run takes {c} sequences per case; pass exactly {c} NIfTI files "
-            f"(in the training channel order), got {len(paths)}"
+            f"(in the training channel order), got {len(paths)}: "
+            + ", ".join(p.name for p in paths)
         )
     cases = [paths] if c > 1 else [[p] for p in paths]
     results = []

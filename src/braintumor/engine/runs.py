@@ -12,8 +12,10 @@ file); the architecture is rebuilt from the card through the model registry.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from braintumor.atomic import atomic_path, write_text_atomic
 from braintumor.config import Config, load_config
 from braintumor.errors import ConfigError, DataError
 
@@ -69,20 +72,20 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
-    return path
+    """Write ``data`` as JSON, atomically (an interrupted write keeps the old file)."""
+    return write_text_atomic(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> Path:
     """``history.csv``: epoch, lr, train_loss, val_loss, then the other metrics."""
     first = ["epoch", "lr", "train_loss", "val_loss"]
     rest = sorted({k for row in history for k in row} - set(first))
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=first + rest, restval="")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: (int(v) if k == "epoch" else v) for k, v in row.items()})
-    return path
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=first + rest, restval="")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (int(v) if k == "epoch" else v) for k, v in row.items()})
+    return write_text_atomic(path, buf.getvalue())
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -99,21 +102,45 @@ def holds_model(out: Path) -> bool:
     )
 
 
-def prepare_run_dir(out: Path, force: bool) -> Path:
-    """Create ``out``; refuse to replace a trained run unless ``force``.
+def check_run_dir(out: str | Path, force: bool) -> Path:
+    """Refuse, before any work, an ``out`` that cannot become a run folder; writes nothing.
 
-    With ``force`` only the files a run writes are removed; anything else in the
-    folder (notes, evaluations of other data) is left alone.
+    Raises:
+        ConfigError: ``out`` is a file, lies under a file or a read-only folder, or
+            already holds a trained model and ``force`` is not set.
     """
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; choose a folder for the run")
+    if out.exists() and holds_model(out) and not force:
+        raise ConfigError(
+            f"run folder {out} already holds a trained model; choose another --out "
+            "or pass --force to replace it"
+        )
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"cannot create run folder {out}: {existing} is a file; choose another --out"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot create run folder {out}: {existing} is not writable; choose another --out"
+        )
+    return out
+
+
+def prepare_run_dir(out: Path, force: bool) -> Path:
+    """Create ``out``; refuse to replace a trained run unless ``force``.
+
+    With ``force`` only the files a run writes are removed; anything else in the
+    folder (notes, evaluations of other data) is left alone. Training calls this
+    only once the data and model have been checked, just before its first write, so
+    a run that fails early never costs the run it was to replace.
+    """
+    out = check_run_dir(out, force)
     if out.exists() and holds_model(out):
-        if not force:
-            raise ConfigError(
-                f"run folder {out} already holds a trained model; choose another --out "
-                "or pass --force to replace it"
-            )
         for name in RUN_ARTIFACTS:
             p = out / name
             if p.is_dir():
@@ -123,19 +150,29 @@ def prepare_run_dir(out: Path, force: bool) -> Path:
         for p in out.glob("fold_*"):
             if p.is_dir() and (p / CARD_FILE).exists():
                 shutil.rmtree(p)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create run folder {out} ({exc.strerror}); choose another --out"
+        ) from None
     return out
 
 
 def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> Path:
-    """Write ``model.safetensors`` (a detached copy of every tensor) and ``model.json``."""
+    """Write ``model.safetensors`` (a detached copy of every tensor) and ``model.json``.
+
+    Each file is written to a temporary name and renamed into place, so a crash or a
+    full disk never leaves a truncated file over a good one.
+    """
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # clone(): tied weights share storage, which safetensors refuses to save twice.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     card = {**card, "created": card.get("created") or datetime.now(UTC).isoformat()}
     write_json(out / CARD_FILE, card)
     return out / WEIGHTS_FILE
@@ -198,6 +235,33 @@ def _require(run: Path, name: str) -> Path:
     return p
 
 
+# What load_run, evaluation and prediction read from a card (model.json).
+_CARD_KEYS = ("name", "task", "in_channels", "num_classes", "classes", "mask_channels")
+_CARD_PREPROCESSING = ("image_size", "channels", "crop")
+
+
+def check_card(card: Any, path: Path) -> dict[str, Any]:
+    """The card read from ``path``, or a one-line error naming what is missing."""
+    if not isinstance(card, dict):
+        raise DataError(f"{path} is not a model card (a JSON object); retrain the run")
+    missing = [k for k in _CARD_KEYS if k not in card]
+    pre = card.get("preprocessing")
+    if not isinstance(pre, dict):
+        missing.append("preprocessing")
+    else:
+        missing += [f"preprocessing.{k}" for k in _CARD_PREPROCESSING if k not in pre]
+    if not isinstance(card.get("data", {}), dict) or "spec" not in card.get("data", {}):
+        missing.append("data.spec")
+    if missing:
+        raise DataError(
+            f"{path} is not a complete model card: {', '.join(missing)} missing; "
+            "retrain the run (or restore model.json)"
+        )
+    if card["task"] not in ("classification", "segmentation"):
+        raise DataError(f"{path}: unknown task {card['task']!r}; retrain the run")
+    return card
+
+
 def build_model_from_card(card: dict[str, Any]) -> nn.Module:
     from braintumor.models.registry import create_model
 
@@ -209,11 +273,23 @@ def build_model_from_card(card: dict[str, Any]) -> nn.Module:
     )
 
 
+def _state_mismatch(exc: RuntimeError) -> str:
+    """The first concrete problem of a ``load_state_dict`` error (its first line is generic)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else "state dict mismatch")
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of a run folder from its card and ``model.safetensors``."""
     from safetensors.torch import load_file
 
+    from braintumor.errors import BrainTumorError
+
     run = Path(run_dir).expanduser()
+    if run.is_file():
+        raise DataError(
+            f"{run} is a file, not a run folder; pass the --out folder of a training run"
+        )
     if not run.is_dir():
         raise DataError(f"run folder {run} not found; pass the --out folder of a training run")
     card_path = _require(run, CARD_FILE)
@@ -221,10 +297,14 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     cfg_path = _require(run, CONFIG_FILE)
     try:
         card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{card_path} is not valid JSON ({exc}); retrain the run") from None
+    card = check_card(card, card_path)
     cfg = load_config(cfg_path)
-    model = build_model_from_card(card)
+    try:
+        model = build_model_from_card(card)
+    except BrainTumorError as exc:  # e.g. a model name this version does not know
+        raise DataError(f"{card_path}: {exc}") from None
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
@@ -232,7 +312,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise DataError(f"{weights} does not fit model {card['name']!r} ({first})") from None
+        raise DataError(
+            f"{weights} does not fit model {card['name']!r} of {card_path.name} "
+            f"({_state_mismatch(exc)}); retrain the run"
+        ) from None
     model.eval()
     return LoadedRun(model=model, card=card, cfg=cfg, path=run)

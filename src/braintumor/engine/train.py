@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from braintumor.config import Config, save_config
 from braintumor.data import DatasetFormat, Record
 from braintumor.engine import runs
+from braintumor.engine.checks import check_config, probe_model
 from braintumor.engine.data import (
     build_data,
     class_weights,
@@ -32,27 +33,6 @@ from braintumor.engine.evaluate import evaluate_model, pick_device
 from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
-from braintumor.errors import ConfigError
-
-
-def check_config(cfg: Config) -> None:
-    """Fail early, with one clear line, on settings that cannot work."""
-    from braintumor.models.registry import model_entry
-
-    if cfg.task not in ("classification", "segmentation"):
-        raise ConfigError(f"unknown task {cfg.task!r}; use classification or segmentation")
-    entry = model_entry(cfg.model.name)  # unknown name -> error listing valid names
-    if entry.task != cfg.task:
-        raise ConfigError(
-            f"model {cfg.model.name!r} is a {entry.task} model but the task is {cfg.task!r}; "
-            f"pick a {cfg.task} model (braintumor models --task {cfg.task}) or change --task"
-        )
-    if cfg.trainer.epochs < 1:
-        raise ConfigError(f"trainer.epochs must be >= 1, got {cfg.trainer.epochs}")
-    if cfg.data.batch_size < 1:
-        raise ConfigError(f"data.batch_size must be >= 1, got {cfg.data.batch_size}")
-    if cfg.folds == 1 or cfg.folds < 0:
-        raise ConfigError(f"folds must be 0 (no cross-validation) or >= 2, got {cfg.folds}")
 
 
 def train(
@@ -76,14 +56,19 @@ def train(
     """
     cfg = copy.deepcopy(cfg)
     check_config(cfg)
-    out = Path(out).expanduser()
-    if rank_zero_only.rank == 0:
-        runs.prepare_run_dir(out, force)
+    # Refuse a bad --out now, but replace an old run (--force) only once the data and
+    # the model have been checked: a run that fails early leaves the old one intact.
+    out = runs.check_run_dir(out, force)
+
+    def make_room() -> None:
+        if rank_zero_only.rank == 0:
+            runs.prepare_run_dir(out, force)
+
     if cfg.folds > 1:
         from braintumor.engine.crossval import cross_validate
 
-        return cross_validate(cfg, out, callbacks=callbacks)
-    fit_run(cfg, out, callbacks=callbacks)
+        return cross_validate(cfg, out, callbacks=callbacks, before_write=make_room)
+    fit_run(cfg, out, callbacks=callbacks, before_write=make_room)
     return out
 
 
@@ -102,8 +87,14 @@ def fit_run(
     fmt: DatasetFormat | None = None,
     splits: dict[str, list[Record]] | None = None,
     callbacks: Sequence[Callback] = (),
+    before_write: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Train one model on one split assignment and write its run folder.
+
+    Args:
+        before_write: called once everything has been checked (data decoded, model
+            probed, trainer built) and just before the first file is written; training
+            uses it to clear the run folder that ``--force`` replaces.
 
     Returns:
         The test metrics (empty on ranks other than 0).
@@ -117,6 +108,7 @@ def fit_run(
     # The resolved config: what was actually used, so the run can be reproduced.
     cfg.data.channels, cfg.data.crop = data.channels, data.crop
     cfg.loss = cfg.loss or task.default_loss
+    probe_model(cfg, data.channels, task.num_outputs)  # a size the model cannot take: now
     model = create_model(
         cfg.model.name, in_channels=data.channels, num_classes=task.num_outputs, **cfg.model.kwargs
     )
@@ -159,6 +151,8 @@ def fit_run(
     trainer = build_trainer(
         cfg, out, extra, freeze=cfg.model.freeze_epochs > 0, batches_per_epoch=len(train_loader)
     )
+    if before_write is not None:
+        before_write()
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / runs.CONFIG_FILE)

@@ -8,6 +8,7 @@ and SLURM environments, so one config runs on a laptop CPU or a GPU cluster.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import pickle
 from collections.abc import Sequence
 from datetime import timedelta
@@ -18,9 +19,31 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from braintumor.config import Config
 from braintumor.engine.runs import LOGS_DIR
+from braintumor.errors import ConfigError
+
+# Lightning announces its hosted logger on every Trainer built without it; the line is
+# an advertisement, not information about the run, so it is dropped at the loggers
+# Lightning's rank-zero messages go through. Every other message (devices, warnings)
+# stays. (Lightning has no flag or environment variable for this line.)
+_LIGHTNING_LOGS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+_ADVERT = ("💡 Tip:",)
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).lstrip().startswith(_ADVERT)
+
+
+def quiet_lightning_adverts() -> None:
+    """Drop Lightning's "Tip: try LitLogger" line (idempotent)."""
+    for name in _LIGHTNING_LOGS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdverts) for f in log.filters):
+            log.addFilter(_DropAdverts())
 
 
 def parse_devices(devices: str | int) -> str | int | list[int]:
@@ -75,26 +98,45 @@ def build_trainer(
         kwargs["max_time"] = timedelta(minutes=t.max_minutes)
     if t.limit_train_batches is not None:
         kwargs["limit_train_batches"] = t.limit_train_batches
-    return L.Trainer(
-        max_epochs=t.epochs,
-        accelerator=t.accelerator,
-        devices=parse_devices(t.devices),
-        num_nodes=t.num_nodes,
-        strategy=strategy,
-        precision=t.precision,
-        logger=build_loggers(out),
-        callbacks=[*progress_callbacks(t.progress), *callbacks],
-        enable_progress_bar=t.progress,
-        enable_model_summary=t.progress,
-        # Never more than an epoch apart (Lightning warns and logs nothing otherwise).
-        log_every_n_steps=max(
-            1, min(t.log_every_n_steps, batches_per_epoch or t.log_every_n_steps)
-        ),
-        deterministic=t.deterministic,
-        num_sanity_val_steps=0,  # the sanity pass would feed the val metric twice
-        default_root_dir=str(out / LOGS_DIR),
-        **kwargs,
-    )
+    quiet_lightning_adverts()
+    try:
+        devices = parse_devices(t.devices)
+    except ValueError:
+        raise ConfigError(
+            f"trainer.devices={t.devices!r} is invalid; use auto, a count (1, 4) or ids (0,1)"
+        ) from None
+    loggers = build_loggers(out)
+    all_callbacks = [*progress_callbacks(t.progress), *callbacks]
+    try:
+        return L.Trainer(
+            max_epochs=t.epochs,
+            accelerator=t.accelerator,
+            devices=devices,
+            num_nodes=t.num_nodes,
+            strategy=strategy,
+            precision=t.precision,
+            logger=loggers,
+            callbacks=all_callbacks,
+            enable_progress_bar=t.progress,
+            enable_model_summary=t.progress,
+            # Never more than an epoch apart (Lightning warns and logs nothing otherwise).
+            log_every_n_steps=max(
+                1, min(t.log_every_n_steps, batches_per_epoch or t.log_every_n_steps)
+            ),
+            deterministic=t.deterministic,
+            num_sanity_val_steps=0,  # the sanity pass would feed the val metric twice
+            default_root_dir=str(out / LOGS_DIR),
+            **kwargs,
+        )
+    except (ValueError, TypeError, MisconfigurationException) as exc:
+        # Lightning checks accelerator/devices/strategy/precision here, before any work;
+        # its message names the allowed values.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"Lightning rejected the trainer settings (accelerator={t.accelerator!r}, "
+            f"devices={t.devices!r}, strategy={strategy!r}, precision={t.precision!r}): "
+            f"{first}; fix that trainer.* setting"
+        ) from None
 
 
 def checkpoint_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

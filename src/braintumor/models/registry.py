@@ -27,7 +27,9 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-def register_model(task: str, name: str | None = None) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(
+    task: str, name: str | None = None
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a builder ``fn(in_channels, num_classes, **kw) -> nn.Module``."""
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -51,7 +53,9 @@ def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **kwargs
     try:
         return entry.builder(in_channels=in_channels, num_classes=num_classes, **kwargs)
     except TypeError as exc:
-        raise ConfigError(f"model {name!r}: {exc}") from None
+        raise ConfigError(
+            f"model {name!r}: {exc}; fix model.kwargs (--set model.kwargs.KEY=VALUE)"
+        ) from None
 
 
 def model_entry(name: str) -> ModelEntry:

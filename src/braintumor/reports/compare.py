@@ -277,7 +277,7 @@ def compare_runs(
                 doc.heading("Confusion matrices (test split)", 3)
                 for r, m in mats:
                     if m is not None:
-                        doc.figure(m, f"{r.label}: confusion matrix", width=380)
+                        doc.figure(m, f"{r.label}: confusion matrix", width=480)
         if cases:
             doc.heading("Cases and explanations", 3)
             for r in group:

@@ -1,0 +1,102 @@
+"""Read one record for the audit: file hash, size, mode, tumor flag, thumbnail.
+
+Exact content: SHA-1 of the file bytes for one-file samples; for slices of a
+volume, SHA-1 of the decoded slice array. Blank slices (one constant value, e.g.
+the empty top and bottom of a BraTS volume) are flagged so that the duplicate
+counts can leave them out, where they would otherwise dominate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from braintumor.data.base import DatasetFormat, Record
+
+THUMB = 64  # side of the uint8 thumbnail kept per sample (4 KiB)
+
+
+@dataclass
+class ScanItem:
+    """What the scan keeps of one record (no pixels except a tiny thumbnail)."""
+
+    key: str
+    split: str
+    digest: str | None = None
+    hw: tuple[int, int] | None = None
+    mode: str | None = None
+    tumor: bool | None = None
+    thumb: np.ndarray | None = None
+    blank: bool = False
+    decoded: bool = False  # digest of the decoded array, not of the file bytes
+    error: str | None = None
+
+
+def _thumb(img: Image.Image) -> np.ndarray:
+    if img.format == "JPEG":
+        img.draft("L", (THUMB, THUMB))  # decode at 1/2..1/8 scale: much faster
+    return np.asarray(img.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR))
+
+
+def _thumb_array(image: np.ndarray) -> np.ndarray:
+    plane = image.mean(axis=0) if image.ndim == 3 else image
+    lo, hi = float(plane.min()), float(plane.max())
+    scaled = (plane - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(plane)
+    return _thumb(Image.fromarray(scaled.astype(np.uint8)))
+
+
+def file_type(path: str) -> str:
+    """The file type shown in the summary: ``.png``, ``.nii.gz``, ``(folder)``, ..."""
+    suffixes = Path(path).suffixes
+    kept = suffixes[-2:] if suffixes[-1:] == [".gz"] else suffixes[-1:]
+    return "".join(kept).lower() or ("(folder)" if Path(path).is_dir() else "(none)")
+
+
+def scan_record(
+    fmt: DatasetFormat, rec: Record, split: str, decode: bool, near: bool, tumor: list[bool]
+) -> ScanItem:
+    """Hash and measure one record; ``decode`` = hash the decoded array (volume slices).
+
+    ``tumor[label]`` says whether a class means tumor (used when there are no masks).
+    """
+    it = ScanItem(key=rec.key, split=split)
+    sample = None
+    if not decode:
+        data = Path(rec.path).read_bytes()
+        it.digest = hashlib.sha1(data).hexdigest()
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if isinstance(img, ImageFile.StubImageFile):  # Pillow "knows" HDF5 but
+                    raise UnidentifiedImageError(rec.path)  # cannot read it
+                it.hw, it.mode = (img.height, img.width), img.mode
+                if near:
+                    it.thumb = _thumb(img)
+        except (UnidentifiedImageError, OSError):
+            it.hw = it.mode = None
+            sample = fmt.load(rec)  # not a 2D image file (h5, dicom, ...): decode it
+    else:
+        sample = fmt.load(rec)
+        image = sample["image"]
+        it.digest = hashlib.sha1(repr(image.shape).encode() + image.tobytes()).hexdigest()
+        it.decoded = True
+    if sample is not None:
+        image = sample["image"]
+        it.hw = it.hw or (int(image.shape[-2]), int(image.shape[-1]))
+        it.blank = bool(image.min() == image.max())  # e.g. the empty ends of a volume
+        if near and it.thumb is None:
+            it.thumb = _thumb_array(image)
+    if fmt.mask_channels:
+        if sample is None and rec.mask_path:
+            with Image.open(rec.mask_path) as m:
+                it.tumor = bool(np.asarray(m).any())
+        else:
+            mask = (sample if sample is not None else fmt.load(rec))["mask"]
+            it.tumor = bool(mask is not None and mask.any())
+    elif 0 <= rec.label < len(tumor):
+        it.tumor = tumor[rec.label]
+    return it
