@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,8 @@ def _run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[obje
 SEG = ("--task", "segmentation", "--model", "unet", "--set", "model.kwargs.n_filters=4")
 
 # (id, args built from the bad-data folder B, text the error line must contain)
-CASES = [
+Case = tuple[str, Callable[[Path], list[str]], str]
+CASES: list[Case] = [
     ("missing-folder", lambda B: _train(B, f"image-folder:{B}/nope"), "{B}/nope"),
     ("unknown-format", lambda B: _train(B, "dicomfolder:/x"), "'dicomfolder'"),
     ("garbage-jpg", lambda B: _train(B, f"image-folder:{B}/garbage"), "{B}/garbage/yes/bad.jpg"),
@@ -182,7 +184,7 @@ CASES = [
         "predict-out-file",
         lambda B: ["predict", f"{B}/run", f"{B}/in/ok.png", "--out", f"{B}/a_file.txt"],
         "a_file.txt",
-    ),  # fmt: skip
+    ),
     ("predict-run-is-file", lambda B: ["predict", f"{B}/a_file.txt", f"{B}/in/ok.png"], "a_file"),
     ("export-not-a-run", lambda B: ["export", f"{B}/notarun"], "{B}/notarun"),
     ("inspect-missing", lambda B: ["inspect", f"image-folder:{B}/nope"], "{B}/nope"),
@@ -193,13 +195,13 @@ CASES = [
 
 @pytest.mark.parametrize(("args", "names"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_error_line(
-    bad: Path, capsys: pytest.CaptureFixture[str], args: object, names: str
+    bad: Path, capsys: pytest.CaptureFixture[str], args: Callable[[Path], list[str]], names: str
 ) -> None:
-    code, out, err = _run_main(args(bad), capsys)  # type: ignore[operator]
+    code, out, err = _run_main(args(bad), capsys)
     _assert_one_error_line(code, out, err, names.format(B=bad))
 
 
-SUBPROCESS_CASES = [
+SUBPROCESS_CASES: list[Case] = [
     ("missing-folder", lambda B: ["inspect", f"image-folder:{B}/nope"], "{B}/nope"),
     ("invalid-yaml", lambda B: _train(B, "synthetic", "--config", f"{B}/invalid.yaml"), "line 2"),
     ("predict-corrupt", lambda B: ["predict", f"{B}/run", f"{B}/in/corrupt.png"], "corrupt.png"),
@@ -209,10 +211,12 @@ SUBPROCESS_CASES = [
 @pytest.mark.parametrize(
     ("args", "names"), [c[1:] for c in SUBPROCESS_CASES], ids=[c[0] for c in SUBPROCESS_CASES]
 )
-def test_console_entry_prints_one_error_line(bad: Path, args: object, names: str) -> None:
+def test_console_entry_prints_one_error_line(
+    bad: Path, args: Callable[[Path], list[str]], names: str
+) -> None:
     env = {**os.environ, "BRAINTUMOR_CACHE": str(bad / "cache")}
     proc = subprocess.run(
-        [sys.executable, "-m", "braintumor", *args(bad)],  # type: ignore[operator]
+        [sys.executable, "-m", "braintumor", *args(bad)],
         capture_output=True,
         text=True,
         timeout=120,

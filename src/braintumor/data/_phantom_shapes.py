@@ -154,10 +154,16 @@ class Fields(dict[int, np.ndarray]):
 class Canvas:
     """Four modality images (of a pixel window) plus the patient's tissue values."""
 
-    def __init__(self, img: np.ndarray, tissues: dict[str, np.ndarray], px: float) -> None:
+    def __init__(
+        self,
+        img: np.ndarray,
+        tissues: dict[str, np.ndarray],
+        px: float,
+        tmp: np.ndarray | None = None,
+    ) -> None:
         self.img, self.tissues, self.px = img, tissues, px
         # Scratch for paint(): page faults on fresh memory cost as much as the arithmetic.
-        self.tmp = np.empty_like(img)
+        self.tmp = np.empty_like(img) if tmp is None else tmp
 
     @contextmanager
     def region(self, win: Window) -> Iterator[Canvas]:
@@ -166,7 +172,9 @@ class Canvas:
         For small structures: painting a window is cheaper than the whole image, and a
         contiguous copy paints twice as fast as a strided view.
         """
-        sub = Canvas(self.img[:, win[0], win[1]].copy(), self.tissues, self.px)
+        img = self.img[:, win[0], win[1]].copy()
+        tmp = self.tmp.reshape(-1)[: img.size].reshape(img.shape)  # shared: no fresh memory
+        sub = Canvas(img, self.tissues, self.px, tmp)
         yield sub
         self.img[:, win[0], win[1]] = sub.img
 
