@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: the tests use tiny tensors, where a thread pool only adds
+# synchronisation (several times slower on a loaded 2-core machine).
+torch.set_num_threads(1)
 
 SHARED = Path(
     os.environ.get("BRAINTUMOR_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets")

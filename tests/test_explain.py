@@ -131,3 +131,19 @@ def test_explain_inputs_writes_overlays_at_input_size(tmp_path: Path) -> None:
     with Image.open(written[0]) as im:
         assert im.size == (29, 41) and im.mode == "RGB"
     assert (tmp_path / "out" / "explanations.json").is_file()
+
+
+def test_explain_a_volume_slice(tmp_path: Path) -> None:
+    from braintumor.data.io import write_nifti
+
+    run = _write_run(tmp_path)
+    vol = np.zeros((30, 22, 5), np.float32)  # X x Y x Z
+    vol[5:25, 4:18] = 0.3
+    vol[8:12, 6:10, 2] = 1.0
+    write_nifti(tmp_path / "vol.nii.gz", vol, np.eye(4))
+    (png,) = explain_inputs(run, [tmp_path / "vol.nii.gz"], tmp_path / "out", slice_index=2)
+    assert png.name == "vol_z2_gradcam.png"
+    with Image.open(png) as im:
+        assert im.size == (30, 22)  # display slice: rows along Y, columns along X
+    with pytest.raises(ConfigError, match="--slice 9 is outside"):
+        explain_inputs(run, [tmp_path / "vol.nii.gz"], tmp_path / "out", slice_index=9)

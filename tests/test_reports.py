@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -60,18 +61,47 @@ def test_report_has_table_curves_and_embedded_images(
     assert all((tmp_path / "report" / m).is_file() for m in re.findall(r"\((figures/[^)]+)\)", md))
 
 
-def test_report_includes_the_pipeline_table(tiny_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    from braintumor.pipeline.evaluate import evaluate_pipeline
-    from braintumor.reports.compare import compare_runs
+def test_pipeline_evaluation_and_report_through_the_cli(
+    tiny_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from braintumor.cli import main
 
     cls, seg = tiny_runs
-    res = evaluate_pipeline(cls, seg, "synthetic", tmp_path / "pipe", show_progress=False)
-    assert res["split_source"].startswith("the segmenter's saved splits.json")
-    assert res["classifier_saw_test_slices"] == 0  # same patients, same split
-    html, _ = compare_runs(
-        [seg], tmp_path / "report", pipeline=tmp_path / "pipe", cases=0, throughput_seconds=0
+    pipe = tmp_path / "pipe"
+    main(
+        [
+            "pipeline",
+            "--classifier",
+            str(cls),
+            "--segmenter",
+            str(seg),
+            "--data",
+            "synthetic",
+            "--evaluate",
+            "--out",
+            str(pipe),
+            "--no-progress",
+        ]
     )
-    text = html.read_text()
+    printed = capsys.readouterr().out
+    assert "segmenter alone" in printed and "saved splits.json" in printed
+    res = json.loads((pipe / "pipeline_metrics.json").read_text())
+    assert res["classifier_saw_test_slices"] == 0  # same patients, same split
+    assert res["n_tumor_slices"] + res["n_healthy_slices"] == res["n_images"] > 0
+    main(
+        [
+            "compare",
+            str(seg),
+            "--out",
+            str(tmp_path / "r"),
+            "--pipeline",
+            str(pipe),
+            "--cases",
+            "0",
+            "--no-throughput",
+        ]
+    )
+    text = (tmp_path / "r" / "report.html").read_text()
     assert "gated vs segmenter alone" in text and "FP pixels on" in text
 
 

@@ -148,3 +148,17 @@ def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
         }
     )
     assert "tumor slices emptied (of 2)" in table and "segmenter alone" in table
+
+
+def test_fresh_patient_split_when_the_data_differs(tmp_path: Path) -> None:
+    from braintumor.config import Config
+    from braintumor.data import create_format
+    from braintumor.pipeline.evaluate import choose_split
+
+    records = create_format("synthetic", n_patients=12, slices_per_patient=2, size=16).records()
+    card = {"data": {"spec": "lgg:/elsewhere"}}
+    chosen, source = choose_split(tmp_path, card, Config(), "synthetic", records, "test")
+    assert "fresh patient split" in source and "trained on other data" in source
+    patients = {r.patient_id for r in chosen}
+    assert chosen and len(patients) < 12
+    assert {r.key for r in records if r.patient_id in patients} == {r.key for r in chosen}

@@ -52,7 +52,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> di
         store["act"] = out
         out.register_hook(lambda g: store.__setitem__("grad", g))
 
-    handle = model.cam_layer().register_forward_hook(hook)
+    layer: nn.Module = model.cam_layer()  # type: ignore[operator]
+    handle = layer.register_forward_hook(hook)
     was_training = model.training
     model.eval()
     try:
@@ -68,7 +69,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> di
         model.train(was_training)
     act, grad = store["act"][0].detach(), store["grad"][0].detach()  # D x h x w
     cam = torch.relu((grad.mean(dim=(1, 2))[:, None, None] * act).sum(0))
-    heat = _upsample(cam, tuple(x.shape[-2:]))
+    heat = _upsample(cam, (int(x.shape[-2]), int(x.shape[-1])))
     return {"heat": _normalise(heat), "target": idx, "probs": probs.cpu().numpy()}
 
 
@@ -82,7 +83,7 @@ def attention_rollout(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     if not hasattr(model, "attention_maps"):
         raise ConfigError(f"{type(model).__name__} has no attention_maps(); rollout needs a ViT")
     model.eval()
-    maps = model.attention_maps(x)
+    maps = model.attention_maps(x)  # type: ignore[operator]
     probs = torch.softmax(model(x).float(), dim=1)[0]
     n = maps[0].shape[-1]
     eye = torch.eye(n, device=maps[0].device)
@@ -93,7 +94,7 @@ def attention_rollout(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     patch = int(getattr(model, "patch_size", 16))
     h, w = x.shape[-2] // patch, x.shape[-1] // patch
     cls_to_patches = rollout[0, 1:].reshape(h, w)
-    heat = _upsample(cls_to_patches, tuple(x.shape[-2:]))
+    heat = _upsample(cls_to_patches, (int(x.shape[-2]), int(x.shape[-1])))
     heat = heat - heat.min()  # rollout is never 0: stretch its range for display
     return {"heat": _normalise(heat), "target": int(probs.argmax()), "probs": probs.cpu().numpy()}
 
@@ -115,7 +116,7 @@ def attention_gates(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
         ) from None
     if not maps:
         raise ConfigError(f"{type(model).__name__} returned no attention maps")
-    size = tuple(x.shape[-2:])
+    size = (int(x.shape[-2]), int(x.shape[-1]))
     heat = torch.stack([_upsample(m[:1], size) for m in maps]).mean(0).clamp(0, 1)
     del logits  # the segmentation itself is the pipeline's job
     return {"heat": heat.cpu().numpy(), "target": None, "probs": None}

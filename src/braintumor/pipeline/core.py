@@ -28,7 +28,9 @@ class Stage(Protocol):
     """What the pipeline needs from a model (:class:`Predictor` provides it)."""
 
     card: dict[str, Any]
-    is_classification: bool
+
+    @property
+    def is_classification(self) -> bool: ...
 
     @property
     def names(self) -> list[str]: ...

@@ -44,13 +44,20 @@ def choose_split(
     from braintumor.data.splits import load_splits, make_splits
 
     saved = segmenter_run / "splits.json"
-    if saved.is_file() and _same_data(seg_card["data"]["spec"], data_spec):
+    same = _same_data(seg_card["data"]["spec"], data_spec)
+    if saved.is_file() and same:
         try:
             chosen = load_splits(saved, records).get(split, [])
         except DataError:  # same format, different data (moved, regenerated, subset)
             chosen = []
         if chosen:
             return chosen, f"the segmenter's saved splits.json ({split})"
+    why = (
+        "the saved split does not match this data (changed since training?), so it may "
+        "hold patients the segmenter trained on"
+        if same
+        else "the segmenter was trained on other data"
+    )
     fresh = make_splits(
         records,
         val_fraction=seg_cfg.data.val_fraction,
@@ -59,7 +66,7 @@ def choose_split(
     )
     return list(fresh[split]), (
         f"a fresh patient split of {data_spec} with the segmenter's seed {seg_cfg.seed} "
-        f"({split}); the saved split did not match this data"
+        f"({split}); {why}"
     )
 
 
@@ -74,20 +81,20 @@ def _rescale(image: np.ndarray, src: str, dst: str) -> np.ndarray:
     return np.stack([zscore_brain(c) for c in image])
 
 
-def _classifier_overlap(
-    classifier_run: Path, records: list[Record], chosen: list[Record]
-) -> int | None:
-    """How many evaluated slices the classifier trained or validated on (None: unknown)."""
-    from braintumor.data.splits import load_splits
+def _classifier_overlap(classifier_run: Path, chosen: list[Record]) -> int | None:
+    """How many evaluated slices the classifier trained or validated on (None: unknown).
 
-    path = classifier_run / "splits.json"
-    if not path.is_file():
-        return None
+    Compares sample keys with the classifier's ``splits.json`` directly (not through
+    the data set), so a classifier trained on a larger or smaller version of the same
+    data still counts its overlap.
+    """
+    import json
+
     try:
-        saved = load_splits(path, records)
-    except DataError:  # the classifier was trained on other data: no overlap possible
-        return 0
-    seen = {r.key for name in ("train", "val") for r in saved.get(name, [])}
+        saved = json.loads((classifier_run / "splits.json").read_text())["splits"]
+        seen = {k for name in ("train", "val") for k in saved.get(name, {}).get("keys", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
     return sum(r.key in seen for r in chosen)
 
 
@@ -221,9 +228,7 @@ def evaluate_pipeline(
         "threshold": threshold,
         "n_images": len(records),
         "n_patients": len({r.patient_id for r in records}),
-        "classifier_saw_test_slices": _classifier_overlap(
-            Path(classifier_run), all_records, records
-        ),
+        "classifier_saw_test_slices": _classifier_overlap(Path(classifier_run), records),
         **scores,
         "resolution": "each slice at its own size (the segmenter's output mapped back)",
     }

@@ -89,7 +89,7 @@ def write_image_outputs(
         "tumor_area_px": px,
         "tumor_area_mm2": area,
         "pixel_spacing_mm": list(scan.spacing) if scan.spacing else None,
-        "bbox": bounding_box(union),
+        "bbox": bounding_box(np.asarray(union)),
         "segmenter_pixels_before_gate": int(r.raw_mask.any(axis=0).sum()),
         "files": {"masks": [str(f) for f in files], "overlay": str(overlay)},
     }
@@ -114,6 +114,8 @@ def write_volume_outputs(
     """Mask NIfTI(s), montage + largest-slice PNGs and the summary dict of a volume."""
     from braintumor.data.io import write_nifti
 
+    if scan.affine is None:
+        raise ValueError(f"{scan.path}: a volume input without an affine")
     masks = np.stack([r.mask for r in results])  # Z x K x H x W
     vol = scan.mask_volume([r.mask for r in results])  # K x X x Y x Z
     files = [
@@ -162,8 +164,8 @@ def write_volume_outputs(
         "slices_with_tumor": [int(z) for z in np.flatnonzero(per_slice)],
         "tumor_voxels": voxels,
         "tumor_volume_ml": {k: round(v * ml, 4) for k, v in voxels.items()} if ml else None,
-        "voxel_spacing_mm": [*scan.spacing, scan.slice_thickness] if ml else None,
-        "bbox": bounding_box(union),
+        "voxel_spacing_mm": [*scan.spacing, scan.slice_thickness] if scan.spacing else None,
+        "bbox": bounding_box(np.asarray(union)),
         "per_slice": [
             {"slice": z, **_class_info(r, classes), "tumor_px": int(per_slice[z])}
             for z, r in enumerate(results)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.reports.overlay import heatmap_rgb, montage, overlay_rgb
+from braintumor.reports.overlay import heatmap_rgb, montage, overlay_rgb, with_legend
 
 Case = tuple[np.ndarray, str]
 
@@ -74,7 +74,7 @@ def segmentation_cases(run_dir: Path, n: int = 2, limit: int = 24) -> list[Case]
             extra = " | attention-gate map"
         cases.append(
             (
-                enlarge(montage(tiles)),
+                with_legend(enlarge(montage(tiles)), names),
                 f"{what}: Dice {dice[i]:.3f} ({s['path']}); truth | prediction{extra}",
             )
         )

@@ -19,24 +19,8 @@ import numpy as np
 
 from braintumor.errors import BrainTumorError, DataError
 from braintumor.reports.html import ReportWriter
+from braintumor.reports.tables import fmt, metrics_table, settings_table
 
-CLS_COLUMNS = [
-    ("accuracy", "accuracy"),
-    ("balanced_accuracy", "balanced acc."),
-    ("precision_macro", "precision (macro)"),
-    ("recall_macro", "recall (macro)"),
-    ("f1_macro", "F1 macro"),
-    ("f1_weighted", "F1 weighted"),
-    ("confidence", "mean confidence"),
-]
-SEG_COLUMNS = [
-    ("dice", "Dice"),
-    ("iou", "IoU"),
-    ("dice_per_patient_mean", "Dice per patient"),
-    ("hd95", "HD95 (px)"),
-    ("fpr", "FPR"),
-    ("fnr", "FNR"),
-]
 CURVE_PREFERENCE = (
     "val_balanced_accuracy",
     "val_accuracy",
@@ -56,8 +40,8 @@ class RunInfo:
     card: dict[str, Any]
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    config: dict[str, Any]
     throughput: float | None = None
-    throughput_source: str = ""
 
     @property
     def task(self) -> str:
@@ -76,9 +60,13 @@ def read_run(path: str | Path) -> RunInfo:
         from braintumor.engine.runs import read_history
 
         history = read_history(p / "history.csv")
-    return RunInfo(
-        p, p.name, json.loads(card_path.read_text()), json.loads(metrics_path.read_text()), history
-    )
+    config: dict[str, Any] = {}
+    if (p / "config.yaml").is_file():
+        import yaml
+
+        config = yaml.safe_load((p / "config.yaml").read_text()) or {}
+    card, metrics = json.loads(card_path.read_text()), json.loads(metrics_path.read_text())
+    return RunInfo(p, p.name, card, metrics, history, config)
 
 
 def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> float:
@@ -97,48 +85,6 @@ def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> f
             run.model(x)
             n += batch
     return n / (time.perf_counter() - start)
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def metrics_table(runs: list[RunInfo], task: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the metrics table of the runs of one task."""
-    cols = CLS_COLUMNS if task == "classification" else SEG_COLUMNS
-    header = [
-        "run",
-        "model",
-        "data",
-        "size",
-        "epochs",
-        "params",
-        *[c[1] for c in cols],
-        "train time (s)",
-        "images/s",
-    ]
-    rows = []
-    for r in runs:
-        m, pre = r.metrics, r.card.get("preprocessing", {})
-        params = m.get("params") or r.card.get("params")
-        rows.append(
-            [
-                r.label,
-                r.card["name"],
-                r.card.get("data", {}).get("spec", "?"),
-                _fmt(pre.get("image_size")),
-                _fmt(m.get("epochs_trained")),
-                f"{params / 1e6:.2f}M" if params else "n/a",
-                *[_fmt(m.get(k)) for k, _ in cols],
-                _fmt(m.get("train_seconds"), 1),
-                _fmt(r.throughput, 1),
-            ]
-        )
-    return header, rows
 
 
 def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None:
@@ -203,8 +149,8 @@ def _pipeline_section(doc: ReportWriter, pipeline: Path) -> None:
     doc.table(["metric", "segmenter alone", "gated"], comparison_rows(res))
     g = res["gate"]
     doc.paragraph(
-        f"Gate as a detector: sensitivity {_fmt(g['sensitivity'])}, specificity "
-        f"{_fmt(g['specificity'])}; tumor slices emptied although the segmenter found "
+        f"Gate as a detector: sensitivity {fmt(g['sensitivity'])}, specificity "
+        f"{fmt(g['specificity'])}; tumor slices emptied although the segmenter found "
         f"tumor: {g['wrongly_emptied_where_segmenter_found_tumor']}.",
         note=True,
     )
@@ -246,10 +192,9 @@ def compare_runs(
     for r in runs:
         m = r.metrics
         if m.get("images_per_second"):
-            r.throughput, r.throughput_source = float(m["images_per_second"]), "metrics.json"
+            r.throughput = float(m["images_per_second"])
         elif throughput_seconds > 0:
             r.throughput = measure_throughput(r.path, seconds=throughput_seconds)
-            r.throughput_source = "measured"
     doc = ReportWriter("braintumor: run comparison")
     doc.paragraph(
         f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from "
@@ -262,6 +207,7 @@ def compare_runs(
             continue
         doc.heading(f"{task.capitalize()} runs")
         doc.table(*metrics_table(group, task))
+        doc.table(*settings_table(group))
         doc.paragraph(
             "images/s: model forward pass only, batch of 8, on this machine's CPU "
             "(measured when the report was made unless metrics.json records it).",
@@ -273,11 +219,11 @@ def compare_runs(
             doc.figure(curves, f"{task}: learning curves, one line per run")
         if task == "classification":
             mats = [(r, _confusion(r)) for r in group]
-            if any(m is not None for _, m in mats):
+            if any(png is not None for _, png in mats):
                 doc.heading("Confusion matrices (test split)", 3)
-                for r, m in mats:
-                    if m is not None:
-                        doc.figure(m, f"{r.label}: confusion matrix", width=480)
+                for r, png in mats:
+                    if png is not None:
+                        doc.figure(png, f"{r.label}: confusion matrix", width=480)
         if cases:
             doc.heading("Cases and explanations", 3)
             for r in group:

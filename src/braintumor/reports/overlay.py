@@ -162,7 +162,10 @@ def save_rgb(
     if title:
         fig.suptitle(title, fontsize=9, y=1 - 0.05 / fig_h, va="top")
     if legend:
-        handles = [Patch(facecolor=np.asarray(c) / 255, edgecolor="k", label=n) for n, c in legend]
+        handles = [
+            Patch(facecolor=(c[0] / 255, c[1] / 255, c[2] / 255), edgecolor="k", label=n)
+            for n, c in legend
+        ]
         fig.legend(
             handles=handles,
             loc="lower center",
@@ -216,3 +219,17 @@ def montage(tiles: Sequence[np.ndarray], ncols: int | None = None, pad: int = 2)
         r, c = divmod(i, ncols)
         out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = tile
     return out
+
+
+def with_legend(rgb: np.ndarray, channel_names: Sequence[str]) -> np.ndarray:
+    """``rgb`` with a strip below it naming each region next to its colour swatch."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (rgb.shape[1], 18), "white")
+    draw = ImageDraw.Draw(strip)
+    x = 4
+    for k, name in enumerate(channel_names):
+        draw.rectangle((x, 4, x + 10, 14), fill=region_color(name, k), outline="black")
+        draw.text((x + 14, 3), name, fill="black")
+        x += 24 + 7 * len(name)
+    return np.concatenate([rgb, np.asarray(strip)], axis=0)
