@@ -13,7 +13,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = Path(os.environ.get("BRAINTUMOR_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+DEFAULT_DATA = Path(
+    os.environ.get("BRAINTUMOR_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")
+)
 
 
 def machine() -> str:
@@ -28,7 +30,8 @@ def machine() -> str:
     except OSError:
         pass
     dev = f"{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {dev}"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads), {dev}"
 
 
 def command() -> str:
@@ -37,7 +40,12 @@ def command() -> str:
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"date": dt.date.today().isoformat(), "command": command(), "machine": machine(), **payload}
+    payload = {
+        "date": dt.date.today().isoformat(),
+        "command": command(),
+        "machine": machine(),
+        **payload,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
@@ -47,11 +55,13 @@ def append_markdown(title: str, table: str, notes: str = "") -> None:
     """Append one dated section (command, machine, table) to BENCHMARKS.md."""
     md = ROOT / "BENCHMARKS.md"
     if not md.exists():
-        md.write_text("# Benchmarks\n\nEvery figure below was produced by the command shown, on the machine shown.\n")
+        md.write_text(
+            "# Benchmarks\n\n"
+            "Every figure below was produced by the command shown, on the machine shown.\n"
+        )
     section = (
         f"\n## {title} — {dt.date.today().isoformat()}\n\n"
-        f"`{command()}`  \nMachine: {machine()}\n\n{table}\n"
-        + (f"\n{notes}\n" if notes else "")
+        f"`{command()}`  \nMachine: {machine()}\n\n{table}\n" + (f"\n{notes}\n" if notes else "")
     )
     with md.open("a") as fh:
         fh.write(section)

@@ -32,9 +32,15 @@ def run_one(name: str, spec: str, model: str, out: Path, overrides: list[str]) -
     from braintumor.config import load_config
     from braintumor.engine.train import train
 
-    cfg = load_config(None, [
-        "task=classification", f"data.spec={spec}", f"model.name={model}", *overrides,
-    ])
+    cfg = load_config(
+        None,
+        [
+            "task=classification",
+            f"data.spec={spec}",
+            f"model.name={model}",
+            *overrides,
+        ],
+    )
     t0 = time.time()
     run = train(cfg, out, force=True)
     wall = time.time() - t0
@@ -47,7 +53,9 @@ def run_one(name: str, spec: str, model: str, out: Path, overrides: list[str]) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--suite", choices=["nickparvar", "lgg", "navoneel", "all"], default="all")
     ap.add_argument("--models", nargs="*", default=ALL_MODELS)
     ap.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
@@ -60,12 +68,28 @@ def main() -> None:
     args = ap.parse_args()
 
     common = [
-        f"data.image_size={args.image_size}", f"trainer.epochs={args.epochs}",
-        "trainer.patience=6", "trainer.progress=false", "data.num_workers=0", *args.overrides,
+        f"data.image_size={args.image_size}",
+        f"trainer.epochs={args.epochs}",
+        "trainer.patience=6",
+        "trainer.progress=false",
+        "data.num_workers=0",
+        *args.overrides,
     ]
     rows, results = [], {}
-    header = ["data", "model", "accuracy", "bal. acc", "recall", "F1 w", "F1 macro", "precision",
-              "confidence", "params", "train s", "epochs"]
+    header = [
+        "data",
+        "model",
+        "accuracy",
+        "bal. acc",
+        "recall",
+        "F1 w",
+        "F1 macro",
+        "precision",
+        "confidence",
+        "params",
+        "train s",
+        "epochs",
+    ]
 
     def budget(model: str) -> list[str]:
         minutes = args.custom_minutes if model == "custom_cnn" else args.minutes
@@ -77,31 +101,73 @@ def main() -> None:
         jobs += [("nickparvar", spec, m, budget(m)) for m in args.models]
     if args.suite in ("lgg", "all"):
         spec = f"lgg:{args.data_root / 'lgg-mri-segmentation' / 'kaggle_3m'}"
-        jobs += [("lgg", spec, "custom_cnn", [f"trainer.max_minutes={args.minutes}", "data.channels=3"])]
+        jobs += [
+            ("lgg", spec, "custom_cnn", [f"trainer.max_minutes={args.minutes}", "data.channels=3"])
+        ]
     if args.suite in ("navoneel", "all"):
         spec = f"image-folder:{args.data_root / 'brain-mri-detection'}"
-        jobs += [("navoneel-5fold", spec, "custom_cnn", ["folds=5", f"trainer.max_minutes={args.minutes / 5}"])]
+        jobs += [
+            (
+                "navoneel-5fold",
+                spec,
+                "custom_cnn",
+                ["folds=5", f"trainer.max_minutes={args.minutes / 5}"],
+            )
+        ]
 
     for name, spec, model, extra in jobs:
         m = run_one(name, spec, model, args.out / f"{name}_{model}", common + extra)
         results[f"{name}/{model}"] = m
-        if "mean" in m:  # cross-validation summary
-            mean, std = m["mean"], m["std"]
-            cell = lambda k: f"{mean.get(k, float('nan')):.3f} ± {std.get(k, float('nan')):.3f}"  # noqa: E731
-            rows.append([name, model, cell("accuracy"), cell("balanced_accuracy"), cell("recall_macro"),
-                         cell("f1_weighted"), cell("f1_macro"), cell("precision_macro"), cell("confidence"),
-                         mean.get("params"), mean.get("train_seconds"), "–"])
+        if "metrics" in m and "folds" in m:  # cross-validation summary: {name: {mean, std}}
+            cv = m["metrics"]
+
+            def cell(k: str, cv: dict = cv) -> str:
+                v = cv.get(k, {})
+                return f"{v.get('mean', float('nan')):.3f} ± {v.get('std', float('nan')):.3f}"
+
+            keys = [
+                "accuracy",
+                "balanced_accuracy",
+                "recall_macro",
+                "f1_weighted",
+                "f1_macro",
+                "precision_macro",
+                "confidence",
+            ]
+            rows.append(
+                [
+                    name,
+                    model,
+                    *[cell(k) for k in keys],
+                    cv.get("params", {}).get("mean"),
+                    cv.get("train_seconds", {}).get("mean"),
+                    f"{m['folds']} folds",
+                ]
+            )
         else:
-            rows.append([name, model, m["accuracy"], m["balanced_accuracy"], m["recall_macro"],
-                         m["f1_weighted"], m["f1_macro"], m["precision_macro"], m["confidence"],
-                         m["params"], m["train_seconds"], m.get("epochs_trained", "–")])
+            rows.append(
+                [
+                    name,
+                    model,
+                    m["accuracy"],
+                    m["balanced_accuracy"],
+                    m["recall_macro"],
+                    m["f1_weighted"],
+                    m["f1_macro"],
+                    m["precision_macro"],
+                    m["confidence"],
+                    m["params"],
+                    m["train_seconds"],
+                    m.get("epochs_trained", "–"),
+                ]
+            )
         write_result(f"classification_{args.suite}", {"results": results})
 
     notes = (
         "Test split: official Testing folder for brain-tumor-mri (note: 101 Testing files are "
         "byte-identical to Training files, see `braintumor inspect`), patient-level split for LGG, "
-        "5-fold patient-level CV (mean ± std) for navoneel. Models trained from scratch (no ImageNet "
-        "weights offline). Model selection and early stopping on the val split only. "
+        "5-fold patient-level CV (mean ± std) for navoneel. Models trained from scratch "
+        "(no ImageNet weights offline). Model selection and early stopping on the val split only. "
         f"Budget: {args.minutes} min per model ({args.custom_minutes} for custom_cnn)."
     )
     append_markdown(f"Classification ({args.suite})", markdown_table(header, rows), notes)

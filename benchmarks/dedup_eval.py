@@ -27,7 +27,9 @@ def sha1(path: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
     args = ap.parse_args()
@@ -46,21 +48,35 @@ def main() -> None:
         pred = Predictor.from_run(run)
         row = [run.name]
         for name, recs in (("all Testing", test), ("Testing minus Training copies", unique)):
-            probs = np.concatenate([
-                pred.predict_images([fmt.load(r)["image"] for r in recs[i:i + 64]])
-                for i in range(0, len(recs), 64)
-            ])
+            probs = np.concatenate(
+                [
+                    pred.predict_images([fmt.load(r)["image"] for r in recs[i : i + 64]])
+                    for i in range(0, len(recs), 64)
+                ]
+            )
             m = classification_metrics(probs, np.array([r.label for r in recs]), fmt.classes)
             results[f"{run.name}/{name}"] = {"n": len(recs), **m}
             row += [len(recs), m["accuracy"], m["balanced_accuracy"], m["f1_macro"]]
         rows.append(row)
         print(json.dumps({k: (v["n"], round(v["accuracy"], 4)) for k, v in results.items()}))
     write_result("classification_dedup", {"results": results})
-    header = ["run", "n test", "accuracy", "bal. acc", "F1 macro",
-              "n unique", "accuracy", "bal. acc", "F1 macro"]
-    append_markdown("Classification on de-duplicated Nickparvar Testing", markdown_table(header, rows),
-                    "Left: all Testing files; right: Testing files whose bytes do not also occur in "
-                    "Training. Same weights, no retraining.")
+    header = [
+        "run",
+        "n test",
+        "accuracy",
+        "bal. acc",
+        "F1 macro",
+        "n unique",
+        "accuracy",
+        "bal. acc",
+        "F1 macro",
+    ]
+    append_markdown(
+        "Classification on de-duplicated Nickparvar Testing",
+        markdown_table(header, rows),
+        "Left: all Testing files; right: Testing files whose bytes do not also occur in "
+        "Training. Same weights, no retraining.",
+    )
 
 
 if __name__ == "__main__":

@@ -21,16 +21,31 @@ from pathlib import Path
 
 from _common import DEFAULT_DATA, ROOT, append_markdown, markdown_table, write_result
 
-ALL_MODELS = ["unet", "unet_transposed", "improved_unet", "attention_unet", "resunet",
-              "basic_unet", "segresnet"]
+ALL_MODELS = [
+    "unet",
+    "unet_transposed",
+    "improved_unet",
+    "attention_unet",
+    "resunet",
+    "basic_unet",
+    "segresnet",
+]
 
 
 def run_one(spec: str, model: str, loss: str, out: Path, overrides: list[str]) -> dict:
     from braintumor.config import load_config
     from braintumor.engine.train import train
 
-    cfg = load_config(None, ["task=segmentation", f"data.spec={spec}", f"model.name={model}",
-                             f"loss={loss}", *overrides])
+    cfg = load_config(
+        None,
+        [
+            "task=segmentation",
+            f"data.spec={spec}",
+            f"model.name={model}",
+            f"loss={loss}",
+            *overrides,
+        ],
+    )
     t0 = time.time()
     run = train(cfg, out, force=True)
     m = json.loads((run / "metrics.json").read_text())
@@ -41,7 +56,9 @@ def run_one(spec: str, model: str, loss: str, out: Path, overrides: list[str]) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--suite", choices=["lgg", "losses", "brats", "all"], default="all")
     ap.add_argument("--models", nargs="*", default=ALL_MODELS)
     ap.add_argument("--loss-model", default="unet")
@@ -53,25 +70,56 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
 
-    common = [f"data.image_size={args.image_size}", f"trainer.epochs={args.epochs}",
-              f"trainer.max_minutes={args.minutes}", "trainer.patience=8",
-              "trainer.progress=false", *args.overrides]
+    common = [
+        f"data.image_size={args.image_size}",
+        f"trainer.epochs={args.epochs}",
+        f"trainer.max_minutes={args.minutes}",
+        "trainer.patience=8",
+        "trainer.progress=false",
+        *args.overrides,
+    ]
     lgg = f"lgg:{args.data_root / 'lgg-mri-segmentation' / 'kaggle_3m'}"
-    header = ["data", "model", "loss", "Dice (img)", "Dice (patient)", "IoU", "HD95 px", "FPR", "FNR",
-              "params", "train s"]
+    header = [
+        "data",
+        "model",
+        "loss",
+        "Dice (img)",
+        "Dice (patient)",
+        "IoU",
+        "HD95 px",
+        "FPR",
+        "FNR",
+        "params",
+        "train s",
+    ]
     rows, results = [], {}
     jobs: list[tuple[str, str, str, str, list[str]]] = []
     if args.suite in ("lgg", "all"):
         jobs += [("lgg", lgg, m, "dice_bce", ["data.channels=3"]) for m in args.models]
     if args.suite in ("losses", "all"):
-        jobs += [("lgg-loss", lgg, args.loss_model, loss, ["data.channels=3"])
-                 for loss in ("bce", "dice", "mse", "dice_bce")]
+        jobs += [
+            ("lgg-loss", lgg, args.loss_model, loss, ["data.channels=3"])
+            for loss in ("bce", "dice", "mse", "dice_bce")
+        ]
     brats_jobs = args.suite in ("brats", "all")
     for name, spec, model, loss, extra in jobs:
         m = run_one(spec, model, loss, args.out / f"{name}_{model}_{loss}", common + extra)
         results[f"{name}/{model}/{loss}"] = m
-        rows.append([name, model, loss, m.get("dice"), m.get("dice_per_patient_mean"), m.get("iou"),
-                     m.get("hd95"), m.get("fpr"), m.get("fnr"), m.get("params"), m.get("train_seconds")])
+        rows.append(
+            [
+                name,
+                model,
+                loss,
+                m.get("dice"),
+                m.get("dice_per_patient_mean"),
+                m.get("iou"),
+                m.get("hd95"),
+                m.get("fpr"),
+                m.get("fnr"),
+                m.get("params"),
+                m.get("train_seconds"),
+            ]
+        )
         write_result(f"segmentation_{args.suite}", {"results": results})
 
     if brats_jobs:
@@ -82,25 +130,57 @@ def main() -> None:
         from braintumor.engine.evaluate import evaluate_run
 
         spec = "synthetic"
-        extra = ["data.options={target: regions, n_patients: 120, slices_per_patient: 6}",
-                 "data.augment=false"]
+        extra = [
+            "data.options={target: regions, n_patients: 120, slices_per_patient: 6}",
+            "data.augment=false",
+        ]
         m = run_one(spec, "unet", "dice_bce", args.out / "synthetic-regions_unet", common + extra)
         results["synthetic-regions/unet/dice_bce"] = m
-        rows.append(["synthetic (WT/TC/ET)", "unet", "dice_bce", m.get("dice"),
-                     m.get("dice_per_patient_mean"), m.get("iou"), m.get("hd95"), m.get("fpr"),
-                     m.get("fnr"), m.get("params"), m.get("train_seconds")])
-        ev = evaluate_run(m["run"], f"brats:{args.data_root / 'brats2021-sample'}", "test",
-                          {"target": "regions", "skip_empty": "brain"})
+        rows.append(
+            [
+                "synthetic (WT/TC/ET)",
+                "unet",
+                "dice_bce",
+                m.get("dice"),
+                m.get("dice_per_patient_mean"),
+                m.get("iou"),
+                m.get("hd95"),
+                m.get("fpr"),
+                m.get("fnr"),
+                m.get("params"),
+                m.get("train_seconds"),
+            ]
+        )
+        ev = evaluate_run(
+            m["run"],
+            f"brats:{args.data_root / 'brats2021-sample'}",
+            "test",
+            {"target": "regions", "skip_empty": "brain"},
+        )
         results["brats2021-sample/eval-of-synthetic-unet"] = ev
-        rows.append(["BraTS 2021 case 00006 (eval only)", "unet (synthetic-trained)", "dice_bce",
-                     ev.get("dice"), ev.get("dice_per_patient_mean"), ev.get("iou"), ev.get("hd95"),
-                     ev.get("fpr"), ev.get("fnr"), ev.get("params"), "–"])
+        rows.append(
+            [
+                "BraTS 2021 case 00006 (eval only)",
+                "unet (synthetic-trained)",
+                "dice_bce",
+                ev.get("dice"),
+                ev.get("dice_per_patient_mean"),
+                ev.get("iou"),
+                ev.get("hd95"),
+                ev.get("fpr"),
+                ev.get("fnr"),
+                ev.get("params"),
+                "–",
+            ]
+        )
         write_result(f"segmentation_{args.suite}", {"results": results})
 
-    notes = ("Dice (img): mean over test images of per-image Dice (empty truth and empty prediction "
-             "count as 1). Dice (patient): the test patient's slices stacked into one volume, Dice per "
-             "patient, mean over patients (as Buda et al. 2019). Selection on val only. "
-             f"Budget {args.minutes} min per model on this machine.")
+    notes = (
+        "Dice (img): mean over test images of per-image Dice (empty truth and empty prediction "
+        "count as 1). Dice (patient): the test patient's slices stacked into one volume, Dice per "
+        "patient, mean over patients (as Buda et al. 2019). Selection on val only. "
+        f"Budget {args.minutes} min per model on this machine."
+    )
     append_markdown(f"Segmentation ({args.suite})", markdown_table(header, rows), notes)
 
 

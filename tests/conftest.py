@@ -13,12 +13,17 @@ import torch
 torch.set_num_threads(1)
 
 SHARED = Path(
-    os.environ.get("BRAINTUMOR_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+    os.environ.get(
+        "BRAINTUMOR_SHARED_DATASETS",
+        Path(__file__).resolve().parents[1].parent / "shared" / "datasets",
+    )
 )
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Keep the preprocessing cache out of the user's home during tests.
     monkeypatch.setenv("BRAINTUMOR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 

@@ -49,6 +49,10 @@ class DatasetFormat(ABC):
     description: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
     needs_path: ClassVar[bool] = True
+    # Intensity scale of ``load()``'s images: "unit" ([0, 1], 8-bit files / 255) or
+    # "zscore" (z-scored inside the brain per volume). Inference on new scans must
+    # put them on the same scale, so the model card records it.
+    intensity: ClassVar[str] = "unit"
     # Options the format understands (name -> default); unknown options are an error.
     default_options: ClassVar[dict[str, Any]] = {}
 
@@ -62,13 +66,12 @@ class DatasetFormat(ABC):
         self.options = {**self.default_options, **options}
         if self.needs_path:
             if root is None or str(root) == "":
-                raise DataError(
-                    f"format {self.name!r} needs a path: use {self.name}:/path/to/data"
-                )
+                raise DataError(f"format {self.name!r} needs a path: use {self.name}:/path/to/data")
             root = Path(root).expanduser()
             if not root.exists():
-                raise DataError(f"data folder {root} does not exist; check the path after "
-                                f"'{self.name}:'")
+                raise DataError(
+                    f"data folder {root} does not exist; check the path after '{self.name}:'"
+                )
         self.root = Path(root) if root is not None else None
 
     # --- what the data set is -------------------------------------------------

@@ -29,6 +29,13 @@ def create_format(spec: str, **options: Any) -> DatasetFormat:
     return cls(path, **options)
 
 
+def intensity_scale(spec: str) -> str:
+    """``"unit"`` or ``"zscore"``: the intensity scale of the format named in ``spec``."""
+    _ensure_loaded()
+    name, _ = parse_spec(spec)
+    return FORMATS.get(name).intensity if name in FORMATS else "unit"
+
+
 def list_formats() -> dict[str, str]:
     """Format name -> one-line description."""
     _ensure_loaded()

@@ -23,8 +23,6 @@ import numpy as np
 from braintumor.engine.inference import Predictor
 from braintumor.errors import DataError
 
-_VOLUME_FORMATS = ("brats", "brats-h5")  # formats whose intensities are z-scored in the brain
-
 
 def _stem(path: Path) -> str:
     name = path.name
@@ -40,8 +38,9 @@ def _is_volume(path: Path) -> bool:
 
 def normalize_volume(predictor: Predictor, volume: np.ndarray) -> np.ndarray:
     """Put a raw NIfTI volume on the intensity scale the run was trained on."""
-    fmt = str(predictor.card.get("data", {}).get("spec", "")).partition(":")[0]
-    if fmt in _VOLUME_FORMATS:
+    from braintumor.engine.runs import card_intensity
+
+    if card_intensity(predictor.card) == "zscore":
         from braintumor.data.formats.brats import zscore_brain
 
         return zscore_brain(volume)

@@ -178,6 +178,28 @@ def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> P
     return out / WEIGHTS_FILE
 
 
+def _normalisation(spec: str) -> dict[str, str]:
+    from braintumor.data.registry import intensity_scale
+
+    scale = intensity_scale(spec)
+    how = (
+        "z-score of each channel over the brain (non-zero voxels) of each volume"
+        if scale == "zscore"
+        else "[0, 1]: 8-bit images / 255; 16-bit, float and DICOM images by robust min/max"
+    )
+    return {"intensity": scale, "description": how}
+
+
+def card_intensity(card: dict[str, Any]) -> str:
+    """The intensity scale a run was trained on (older cards: inferred from the data spec)."""
+    norm = card.get("normalisation") or {}
+    if norm.get("intensity") in ("unit", "zscore"):
+        return str(norm["intensity"])
+    from braintumor.data.registry import intensity_scale
+
+    return intensity_scale(str(card.get("data", {}).get("spec", "")))
+
+
 def make_card(
     cfg: Config,
     *,
@@ -201,6 +223,7 @@ def make_card(
         "classes": list(classes),
         "mask_channels": list(mask_channels),
         "preprocessing": {"image_size": cfg.data.image_size, "channels": in_channels, "crop": crop},
+        "normalisation": _normalisation(cfg.data.spec),
         "data": {"spec": cfg.data.spec, "options": dict(cfg.data.options)},
         "threshold": cfg.threshold,
         "params": params,

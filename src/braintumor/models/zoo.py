@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 # Segmentation models.
-from braintumor.models import (  # noqa: E402, F401
+# Classification models.
+from braintumor.models import (  # noqa: E402, F401  # noqa: F401
+    alexnet,
     attention_unet,
+    custom_cnn,
     improved_unet,
     monai_nets,
+    resnet,
     resunet,
+    simple_cnn,
     unet,
     unet_transposed,
+    vgg,
+    vit,
 )
-
-# Classification models.
-from braintumor.models import alexnet, custom_cnn, resnet, simple_cnn, vgg, vit  # noqa: F401

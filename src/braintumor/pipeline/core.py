@@ -15,13 +15,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from braintumor.data.registry import parse_spec
 from braintumor.errors import ConfigError
 from braintumor.pipeline.gating import gate_mask, no_tumor_index, tumor_probability
 from braintumor.pipeline.inputs import ScanInput
 
 # Formats whose images are z-scored per volume; every other format is on [0, 1].
-ZSCORE_FORMATS = frozenset({"brats", "brats-h5"})
 
 
 class Stage(Protocol):
@@ -42,8 +40,9 @@ class Stage(Protocol):
 
 def input_scale(card: dict[str, Any]) -> str:
     """``zscore`` or ``unit``: the intensity scale of the data a run was trained on."""
-    name, _ = parse_spec(str(card.get("data", {}).get("spec", "")))
-    return "zscore" if name in ZSCORE_FORMATS else "unit"
+    from braintumor.engine.runs import card_intensity
+
+    return card_intensity(card)
 
 
 @dataclass

@@ -15,9 +15,10 @@ import numpy as np
 
 from braintumor.data import DatasetFormat, Record, create_format, parse_spec
 from braintumor.data.io import robust_scale
+from braintumor.data.registry import intensity_scale
 from braintumor.errors import DataError
 from braintumor.metrics.segmentation import SegmentationEvaluator
-from braintumor.pipeline.core import ZSCORE_FORMATS, TwoStagePipeline, input_scale, progress
+from braintumor.pipeline.core import TwoStagePipeline, input_scale, progress
 
 METRICS_FILE = "pipeline_metrics.json"
 HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
@@ -210,7 +211,7 @@ def evaluate_pipeline(
     )
     if not records:
         raise DataError(f"the {split} split of {data_spec} is empty; nothing to evaluate")
-    data_scale = "zscore" if parse_spec(data_spec)[0] in ZSCORE_FORMATS else "unit"
+    data_scale = intensity_scale(data_spec)
     scores = score_pipeline(
         pipe,
         fmt,

@@ -78,6 +78,7 @@ class BraTSFormat(DatasetFormat):
     """
 
     name = "brats"
+    intensity = "zscore"
     description = "BraTS NIfTI cases <case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz as 2D slices"
     tasks = ("classification", "segmentation")
     default_options: dict[str, Any] = {

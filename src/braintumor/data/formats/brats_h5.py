@@ -60,6 +60,7 @@ class BraTSH5Format(DatasetFormat):
     """
 
     name = "brats-h5"
+    intensity = "zscore"
     description = "Kaggle BraTS2020 slice files volume_<v>_slice_<s>.h5 (image HxWx4, mask HxWx3)"
     tasks = ("classification", "segmentation")
     default_options: dict[str, Any] = {"normalize": "volume", "skip_empty": "none"}
