@@ -46,7 +46,7 @@ def test_every_loss_overfits_a_fixed_mask(name: str, mode: str) -> None:
     loss_fn = create_loss(name, mode=mode)
     opt = torch.optim.Adam([logits], lr=0.2)
     first = loss_fn(logits, target).item()
-    for _ in range(40):
+    for _ in range(80):  # batch Dice on an all-empty channel needs ~60 steps
         opt.zero_grad()
         loss = loss_fn(logits, target)
         loss.backward()
@@ -102,7 +102,7 @@ def test_matches_monai_and_torch() -> None:
     x = torch.randn(2, 3, 8, 8)
     t = (torch.rand(2, 3, 8, 8) > 0.6).float()
     ml = dict(mode="multilabel")
-    s = dict(smooth_nr=1.0, smooth_dr=1.0)
+    s = dict(smooth_nr=1.0, smooth_dr=1.0, batch=True)  # overlap losses pool the batch
     assert torch.allclose(create_loss("dice", **ml)(x, t), DiceLoss(sigmoid=True, **s)(x, t))
     tv = TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7, **s)(x, t)
     assert torch.allclose(create_loss("tversky", **ml)(x, t), tv)
