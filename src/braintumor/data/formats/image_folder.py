@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
+def _content_hash(path: Path) -> str:
+    """SHA-1 of the file bytes (byte-identical copies share a patient id)."""
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 @FORMATS.register()
 class ImageFolderFormat(DatasetFormat):
     """``<root>/<class>/<images>``, or ``<root>/<split>/<class>/<images>``.
@@ -37,8 +46,12 @@ class ImageFolderFormat(DatasetFormat):
     ``val`` folder joins training). Class names are the sorted names of the class
     folders that hold at least one image (navoneel's ``yes``/``no`` -> ``["no", "yes"]``).
     Images may have any size, aspect and mode; sub-folders inside a class are searched
-    too. These sets have no patient ids, so every image is its own "patient": a patient
-    split cannot then catch two slices of one person on both sides.
+    too. These sets have no patient ids, so every image is its own "patient", except
+    that byte-identical files (navoneel and Nickparvar both ship copies) share one
+    patient id, so that a patient-level split or K-fold keeps all copies on one side.
+    A split cannot catch two *different* slices of one person on both sides; an
+    official Training/Testing split is kept as it is (``braintumor inspect`` reports
+    the copies it has across splits).
 
     Options:
         gray: convert every image to one channel (default ``True``: MRI is gray, and
@@ -94,10 +107,12 @@ class ImageFolderFormat(DatasetFormat):
 
     def records(self) -> list[Record]:
         index = {c: i for i, c in enumerate(self.classes)}
-        recs = [
-            Record(path=str(f), patient_id=str(f), label=index[c], split=split)
-            for split, c, f in self._scan()
-        ]
+        scanned = self._scan()
+        group: dict[str, str] = {}  # content hash -> patient id (the first path with it)
+        recs = []
+        for split, c, f in scanned:
+            pid = group.setdefault(_content_hash(f), str(f))
+            recs.append(Record(path=str(f), patient_id=pid, label=index[c], split=split))
         return self._nonempty(recs, self.root, self.layout_hint)
 
     def load(self, rec: Record) -> dict[str, Any]:
