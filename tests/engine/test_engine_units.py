@@ -217,3 +217,20 @@ def test_optimizers_and_schedules(optimizer: str, scheduler: str) -> None:
             5,
             freeze_epochs=1,
         )
+
+
+def test_model_card_records_the_intensity_normalisation() -> None:
+    from braintumor.config import load_config
+    from braintumor.engine.runs import card_intensity, make_card
+
+    def card(spec: str) -> dict:
+        cfg = load_config(None, [f"data.spec={spec}"])
+        return make_card(
+            cfg, in_channels=4, num_classes=1, classes=[], mask_channels=["tumor"], crop=False
+        )
+
+    assert card("synthetic")["normalisation"]["intensity"] == "unit"
+    assert card("brats:/data/brats")["normalisation"]["intensity"] == "zscore"
+    old = card("brats-h5:/data/h5")
+    del old["normalisation"]  # cards written before the field: inferred from the data spec
+    assert card_intensity(old) == "zscore"

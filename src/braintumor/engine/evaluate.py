@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -75,6 +76,19 @@ def _eval_name(split: str, data_spec: str | None) -> str:
         return split
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", data_spec.partition(":")[0]) or "data"
     return name if split == "test" else f"{name}_{split}"
+
+
+class _Rescale:
+    """Dataset transform: an item's image from one intensity scale to another."""
+
+    def __init__(self, src: str, dst: str) -> None:
+        self.src, self.dst = src, dst
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        from braintumor.data.preprocess import rescale_intensity
+
+        image = rescale_intensity(item["image"].numpy(), self.src, self.dst)
+        return {**item, "image": torch.from_numpy(np.ascontiguousarray(image))}
 
 
 def evaluate_run(
@@ -145,6 +159,15 @@ def evaluate_run(
     from braintumor.data.dataset import SliceDataset
 
     pre = card["preprocessing"]
+    transform = None
+    if data_spec is not None:
+        from braintumor.data.registry import intensity_scale
+        from braintumor.engine.runs import card_intensity
+
+        src, dst = intensity_scale(data_spec), card_intensity(card)
+        if src != dst:  # e.g. a phantom-trained model on z-scored BraTS volumes
+            transform = _Rescale(src, dst)
+            note = f"intensities converted from {src} to {dst} (the run's scale), per slice"
     ds = SliceDataset(
         fmt,
         records,
@@ -153,6 +176,7 @@ def evaluate_run(
         crop=bool(pre["crop"]),
         cache_dir=cfg.data.cache_dir,
         cache=cfg.data.cache,
+        transform=transform,
     )
     data_cfg = cfg.data
     if batch_size:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.data import DatasetFormat, Record, create_format, parse_spec
-from braintumor.data.io import robust_scale
+from braintumor.data.preprocess import rescale_intensity
 from braintumor.data.registry import intensity_scale
 from braintumor.errors import DataError
 from braintumor.metrics.segmentation import SegmentationEvaluator
@@ -72,14 +72,7 @@ def choose_split(
 
 
 def _rescale(image: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """Bring a slice from one intensity scale to another (per channel, per slice)."""
-    if src == dst:
-        return image
-    if dst == "unit":
-        return np.stack([robust_scale(c) for c in image])
-    from braintumor.data.formats.brats import zscore_brain
-
-    return np.stack([zscore_brain(c) for c in image])
+    return rescale_intensity(image, src, dst)
 
 
 def _classifier_overlap(classifier_run: Path, chosen: list[Record]) -> int | None:
