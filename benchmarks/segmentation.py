@@ -68,7 +68,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0, help="training budget per model")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_seg")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--tag", default="", help="suffix of the result file name")
     args = ap.parse_args()
+    result_name = f"segmentation_{args.suite}" + (f"_{args.tag}" if args.tag else "")
 
     common = [
         f"data.image_size={args.image_size}",
@@ -120,7 +122,7 @@ def main() -> None:
                 m.get("train_seconds"),
             ]
         )
-        write_result(f"segmentation_{args.suite}", {"results": results})
+        write_result(result_name, {"results": results})
 
     if brats_jobs:
         # One BraTS case cannot be split by patient: train the 4-modality region model on
@@ -173,7 +175,7 @@ def main() -> None:
                 "–",
             ]
         )
-        write_result(f"segmentation_{args.suite}", {"results": results})
+        write_result(result_name, {"results": results})
 
     notes = (
         "Dice (img): mean over test images of per-image Dice (empty truth and empty prediction "

@@ -109,6 +109,33 @@ def test_unsupported_models_are_refused() -> None:
         explain_image(pred, _blob_image(), target="glioma")
 
 
+def test_gradcam_layer_choice_changes_the_map_resolution() -> None:
+    from braintumor.explain.maps import grad_cam
+
+    torch.manual_seed(0)
+    model = create_model("custom_cnn", in_channels=1, num_classes=2)
+    x = torch.rand(1, 1, 128, 128)
+    seen: dict[str, tuple[int, ...]] = {}
+    for name in (None, "features.4"):  # default: last block (4 x 4); features.4: 8 x 8
+        layer = model.cam_layer() if name is None else dict(model.named_modules())[name]
+        h = layer.register_forward_hook(lambda _m, _i, o, n=name: seen.__setitem__(n, o.shape))
+        res = grad_cam(model, x, 1, layer=name)
+        h.remove()
+        assert res["heat"].shape == (128, 128) and res["target"] == 1
+    assert seen[None][-1] == 4 and seen["features.4"][-1] == 8
+    with pytest.raises(ConfigError, match="conv layers: features.0.0"):
+        grad_cam(model, x, 1, layer="features.99")
+    with pytest.raises(ConfigError, match="no spatial feature map"):
+        grad_cam(model, x, 1, layer="head.0")
+    pred = Predictor(
+        create_model("vit", in_channels=1, num_classes=2, image_size=32, depth=1),
+        {**_card("vit"), "kwargs": {}},
+        "cpu",
+    )
+    with pytest.raises(ConfigError, match="Grad-CAM only"):
+        explain_image(pred, _blob_image(), layer="blocks.0")
+
+
 def _write_run(tmp_path: Path) -> Path:
     cfg = Config()
     cfg.data.image_size, cfg.data.channels = 32, 1
@@ -131,6 +158,9 @@ def test_explain_inputs_writes_overlays_at_input_size(tmp_path: Path) -> None:
     with Image.open(written[0]) as im:
         assert im.size == (29, 41) and im.mode == "RGB"
     assert (tmp_path / "out" / "explanations.json").is_file()
+    with pytest.raises(ConfigError, match="not a layer of SimpleCNN"):
+        explain_inputs(run, [tmp_path / "slice.png"], tmp_path / "out2", layer="nope")
+    assert not (tmp_path / "out2").exists()  # refused before anything was written
 
 
 def test_explain_a_volume_slice(tmp_path: Path) -> None:

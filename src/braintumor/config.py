@@ -66,6 +66,9 @@ class TrainerConfig:
     strategy: str = "auto"  # auto | ddp | ...
     precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed
     patience: int = 0  # early stopping on the val monitor; 0 disables
+    # Validation metric that selects the checkpoint and drives early stopping / plateau;
+    # None: the task's default (balanced_accuracy; dice per image for segmentation).
+    monitor: str | None = None
     max_minutes: float | None = None  # wall-clock budget for training
     log_every_n_steps: int = 10
     progress: bool = True

@@ -194,3 +194,25 @@ def test_model_task_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="segmentation model"):
         train(cfg, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_unknown_monitor_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, task="segmentation", **{"trainer.monitor": "accuracy"})
+    with pytest.raises(ConfigError, match="dice_per_patient_mean"):
+        train(cfg, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_chosen_monitor_selects_the_checkpoint(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, task="segmentation", **{"trainer.monitor": "dice_per_patient_mean"})
+    run = train(cfg, tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["monitor"] == "val_dice_per_patient_mean"
+    assert metrics["best_val"] is not None and 0.0 <= metrics["best_val"] <= 1.0
+    assert set(metrics["per_patient"]) == set(saved_keys_patients(run))
+
+
+def saved_keys_patients(run: Path) -> set[str]:
+    """The patient ids of the saved test split."""
+    splits = json.loads((run / "splits.json").read_text())
+    return set(splits["splits"]["test"]["patients"])

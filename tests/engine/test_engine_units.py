@@ -234,3 +234,23 @@ def test_model_card_records_the_intensity_normalisation() -> None:
     old = card("brats-h5:/data/h5")
     del old["normalisation"]  # cards written before the field: inferred from the data spec
     assert card_intensity(old) == "zscore"
+
+
+@pytest.mark.parametrize(
+    ("task", "monitor", "mode"),
+    [
+        ("segmentation", "dice_per_patient_mean", "max"),
+        ("segmentation", "hd95", "min"),
+        ("classification", "loss", "min"),
+        ("classification", "f1_macro", "max"),
+    ],
+)
+def test_monitor_choice_sets_the_direction(task: str, monitor: str, mode: str) -> None:
+    from braintumor.engine.tasks import create_task
+
+    t = create_task(task, ["a", "b"], monitor=monitor)
+    assert (t.monitor, t.monitor_mode) == (monitor, mode)
+    default = create_task(task, ["a", "b"])
+    assert default.monitor != monitor or default.monitor_mode == mode
+    with pytest.raises(ConfigError, match="unknown trainer.monitor 'nope'"):
+        create_task(task, ["a", "b"], monitor="nope")

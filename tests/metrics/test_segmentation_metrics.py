@@ -97,6 +97,14 @@ def test_evaluator_per_patient_differs_from_per_image() -> None:
     assert r["per_channel"]["tumor"]["empty"] == {"both": 0, "truth_only": 0, "prediction_only": 1}
     assert r["undefined"]["precision"] == 1 and r["precision"] == 1.0
     assert set(r["aggregation"]) >= {"per_image", "per_patient", "channels", "hd95"}
+    assert r["per_patient"] == {"A": {"n_slices": 2, "dice_tumor": pytest.approx(200 / 204)}}
+
+
+def test_evaluator_lists_patients_only_when_ids_are_given() -> None:
+    sq = _square(8, 1, 1, 3)[None, None]
+    ev = SegmentationEvaluator(["tumor"])
+    ev.update(sq, sq)
+    assert "per_patient" not in ev.compute()
 
 
 def test_evaluator_channels_batches_and_reset() -> None:

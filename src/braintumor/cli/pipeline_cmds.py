@@ -120,12 +120,25 @@ def explain(
         None, "--slice", help="Slice of a volume input (default: the middle one)."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
+    layer: str | None = typer.Option(
+        None,
+        "--layer",
+        help="Grad-CAM layer by module name, e.g. features.4 (default: the last conv block; "
+        "an earlier one gives a finer map).",
+    ),
 ) -> None:
     """Heat maps of where a model looks, overlaid on each input at its own size."""
     from braintumor.explain import explain_inputs
 
     for p in explain_inputs(
-        run, inputs, out, method=method, target=target, slice_index=slice_index, device=device
+        run,
+        inputs,
+        out,
+        method=method,
+        target=target,
+        slice_index=slice_index,
+        device=device,
+        layer=layer,
     ):
         typer.echo(str(p))
     typer.echo(f"details (class, probability, method) in {out / 'explanations.json'}")

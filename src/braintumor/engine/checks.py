@@ -57,6 +57,7 @@ def _check_ranges(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Fail early, with one clear line, on settings that cannot work."""
+    from braintumor.engine.tasks import check_monitor
     from braintumor.losses import LOSSES
     from braintumor.models.registry import model_entry
 
@@ -73,6 +74,7 @@ def check_config(cfg: Config) -> None:
     _check_ranges(cfg)
     if cfg.loss is not None:
         LOSSES.get(cfg.loss)  # unknown name -> error listing valid names
+    check_monitor(cfg.task, cfg.trainer.monitor)
     if cfg.optim.optimizer.lower() not in OPTIMIZERS:
         raise ConfigError(
             f"unknown optim.optimizer {cfg.optim.optimizer!r}; use {', '.join(OPTIMIZERS)}"

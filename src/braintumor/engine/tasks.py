@@ -122,6 +122,7 @@ class Task(ABC):
     monitor: ClassVar[str]  # metric (without the ``val_`` prefix) that selects the best epoch
     monitor_mode: ClassVar[str]  # "max" or "min"
     headline: ClassVar[tuple[str, ...]]  # metrics printed at the end of training
+    monitor_choices: ClassVar[tuple[str, ...]]  # validation metrics that may select the epoch
 
     def __init__(self, output_names: Sequence[str], threshold: float = 0.5) -> None:
         if not output_names:
@@ -175,6 +176,17 @@ class ClassificationTask(Task):
     monitor = "balanced_accuracy"
     monitor_mode = "max"
     headline = ("accuracy", "balanced_accuracy", "f1_macro", "auroc_macro", "ece")
+    monitor_choices = (
+        "balanced_accuracy",
+        "accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "recall_macro",
+        "auroc_macro",
+        "ece",
+        "loss",
+    )
     outputs_word = "classes"
 
     @property
@@ -197,6 +209,15 @@ class SegmentationTask(Task):
     monitor = "dice"
     monitor_mode = "max"
     headline = ("dice", "iou", "hd95", "precision", "recall")
+    monitor_choices = (
+        "dice",
+        "dice_per_patient_mean",
+        "iou",
+        "iou_per_patient_mean",
+        "miou",
+        "hd95",
+        "loss",
+    )
     outputs_word = "mask channels"
 
     @property
@@ -226,11 +247,33 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
-def create_task(name: str, output_names: Sequence[str], threshold: float = 0.5) -> Task:
-    """The task object for ``cfg.task``."""
+# Validation metrics where lower is better; every other monitor is maximised.
+LOWER_IS_BETTER = frozenset({"loss", "hd95", "ece", "fpr", "fnr"})
+
+
+def check_monitor(task: str, monitor: str | None) -> None:
+    """Fail early on ``trainer.monitor`` that the task does not log."""
+    if monitor is None or task not in TASKS:
+        return
+    choices = TASKS[task].monitor_choices
+    if monitor not in choices:
+        raise ConfigError(
+            f"unknown trainer.monitor {monitor!r} for {task}; use one of: {', '.join(choices)}"
+        )
+
+
+def create_task(
+    name: str, output_names: Sequence[str], threshold: float = 0.5, monitor: str | None = None
+) -> Task:
+    """The task object for ``cfg.task``; ``monitor`` replaces its default selection metric."""
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; use one of: {', '.join(TASKS)}")
-    return TASKS[name](output_names, threshold)
+    check_monitor(name, monitor)
+    task = TASKS[name](output_names, threshold)
+    if monitor is not None:
+        task.monitor = monitor
+        task.monitor_mode = "min" if monitor in LOWER_IS_BETTER else "max"
+    return task
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:

@@ -104,7 +104,7 @@ def fit_run(
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = build_data(cfg, splits=splits, fmt=fmt)
-    task: Task = create_task(cfg.task, data.names, cfg.threshold)
+    task: Task = create_task(cfg.task, data.names, cfg.threshold, cfg.trainer.monitor)
     # The resolved config: what was actually used, so the run can be reproduced.
     cfg.data.channels, cfg.data.crop = data.channels, data.crop
     cfg.loss = cfg.loss or task.default_loss

@@ -82,11 +82,20 @@ def to_input_grid(heat: np.ndarray, image: np.ndarray, crop: bool) -> np.ndarray
 
 
 def explain_image(
-    predictor: Any, image: np.ndarray, method: str = "auto", target: str | None = None
+    predictor: Any,
+    image: np.ndarray,
+    method: str = "auto",
+    target: str | None = None,
+    layer: str | None = None,
 ) -> Explanation:
-    """Explain one C x H x W image (on the run's intensity scale) with a loaded Predictor."""
+    """Explain one C x H x W image (on the run's intensity scale) with a loaded Predictor.
+
+    ``layer`` picks the Grad-CAM layer by module name (default: the last conv block).
+    """
     card = predictor.card
     method = pick_method(card, method)
+    if layer is not None and method != "gradcam":
+        raise ConfigError(f"--layer applies to Grad-CAM only, not to {method}")
     names = list(predictor.names)
     idx = None
     if target is not None:
@@ -95,7 +104,7 @@ def explain_image(
         idx = names.index(target)
     x = torch.from_numpy(predictor.preprocess(image))[None].to(predictor.device)
     if method == "gradcam":
-        res = grad_cam(predictor.model, x, idx)
+        res = grad_cam(predictor.model, x, idx, layer)
     elif method == "rollout":
         res = attention_rollout(predictor.model, x)
     else:
@@ -117,6 +126,7 @@ def explain_inputs(
     target: str | None = None,
     slice_index: int | None = None,
     device: str | None = None,
+    layer: str | None = None,
 ) -> list[Path]:
     """Write a heat-map overlay PNG (at the input's size) per input into ``out``.
 
@@ -131,7 +141,13 @@ def explain_inputs(
     from braintumor.reports.overlay import heatmap_rgb
 
     predictor = Predictor.from_run(run_dir, device)
-    pick_method(predictor.card, method)  # fail before reading any input
+    chosen = pick_method(predictor.card, method)  # fail before reading any input
+    if layer is not None:
+        if chosen != "gradcam":
+            raise ConfigError(f"--layer applies to Grad-CAM only, not to {chosen}")
+        from braintumor.explain.maps import cam_layer_by_name
+
+        cam_layer_by_name(predictor.model, layer)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     written, records = [], []
@@ -141,7 +157,7 @@ def explain_inputs(
         if not 0 <= z < scan.n_slices:
             raise ConfigError(f"--slice {z} is outside {scan.path} ({scan.n_slices} slices)")
         image = scan.slices(input_scale(predictor.card))[z]
-        ex = explain_image(predictor, image, method, target)
+        ex = explain_image(predictor, image, method, target, layer)
         name = f"{scan.name}{f'_z{z}' if scan.is_volume else ''}_{ex.method}.png"
         rgb = heatmap_rgb(scan.slices("unit")[z], ex.heat, image_channel=scan.display_channel)
         Image.fromarray(rgb).save(out / name)
@@ -152,6 +168,7 @@ def explain_inputs(
                 "slice": z if scan.is_volume else None,
                 "file": name,
                 "method": ex.method,
+                **({"layer": layer} if layer else {}),
                 "class": ex.label,
                 "probability": ex.probability,
             }

@@ -29,8 +29,32 @@ def _upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> dict[str, Any]:
-    """Grad-CAM (Selvaraju et al. 2017) on ``model.cam_layer()``.
+def cam_layer_by_name(model: nn.Module, name: str | None) -> nn.Module:
+    """``model.cam_layer()`` when ``name`` is None, else the submodule of that dotted name.
+
+    A layer nearer the input gives a finer but less class-specific map (e.g. at 128 px
+    the last block of ``custom_cnn`` is 4 x 4; ``features.4``, its third block, is 8 x 8).
+    """
+    if name is None:
+        if not hasattr(model, "cam_layer"):
+            raise ConfigError(
+                f"{type(model).__name__} has no cam_layer(); Grad-CAM needs a classifier"
+            )
+        return model.cam_layer()  # type: ignore[operator,no-any-return]
+    modules = dict(model.named_modules())
+    if name not in modules or not name:
+        convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+        shown = ", ".join(convs[-8:]) + (f" (and {len(convs) - 8} more)" if len(convs) > 8 else "")
+        raise ConfigError(
+            f"--layer {name!r} is not a layer of {type(model).__name__}; conv layers: {shown}"
+        )
+    return modules[name]
+
+
+def grad_cam(
+    model: nn.Module, x: torch.Tensor, target: int | None = None, layer: str | None = None
+) -> dict[str, Any]:
+    """Grad-CAM (Selvaraju et al. 2017) on ``model.cam_layer()`` or the named ``layer``.
 
     The feature maps of the hooked layer are weighted by the spatial mean of the
     gradient of the target logit, summed over channels, rectified and scaled to a
@@ -40,20 +64,20 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> di
         model: a classifier with ``cam_layer()``.
         x: 1 x C x S x S input.
         target: class index to explain; default the predicted class.
+        layer: dotted module name (``model.named_modules()``) to hook instead of the
+            model's default, which is its last convolutional block.
 
     Returns:
         ``{"heat": S x S array, "target": int, "probs": C array}``.
     """
-    if not hasattr(model, "cam_layer"):
-        raise ConfigError(f"{type(model).__name__} has no cam_layer(); Grad-CAM needs a classifier")
+    hooked = cam_layer_by_name(model, layer)
     store: dict[str, torch.Tensor] = {}
 
     def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
         store["act"] = out
         out.register_hook(lambda g: store.__setitem__("grad", g))
 
-    layer: nn.Module = model.cam_layer()  # type: ignore[operator]
-    handle = layer.register_forward_hook(hook)
+    handle = hooked.register_forward_hook(hook)
     was_training = model.training
     model.eval()
     try:
@@ -67,6 +91,11 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> di
         handle.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
+    if "grad" not in store or store["act"].ndim != 4:
+        raise ConfigError(
+            f"--layer {layer!r} gives no spatial feature map on the path to the logits; "
+            "pick a convolutional block"
+        )
     act, grad = store["act"][0].detach(), store["grad"][0].detach()  # D x h x w
     cam = torch.relu((grad.mean(dim=(1, 2))[:, None, None] * act).sum(0))
     heat = _upsample(cam, (int(x.shape[-2]), int(x.shape[-1])))

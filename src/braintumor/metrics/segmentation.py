@@ -162,6 +162,10 @@ def brats_regions(labels_mask: ArrayLike) -> ArrayLike:
     return np.stack([ncr | ed | et, ncr | et, et], axis=-3).astype(np.asarray(labels_mask).dtype)
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def _mean(values: np.ndarray) -> float | None:
     finite = values[~np.isnan(values)]
     return float(finite.mean()) if finite.size else None
@@ -193,6 +197,7 @@ class SegmentationEvaluator:
         self._counts: list[np.ndarray] = []  # B x K x 4 per batch
         self._hd95: list[np.ndarray] = []  # B x K per batch
         self._patients: list[str] = []
+        self._named = False  # True once real patient ids were given
 
     def update(
         self, pred_bin: ArrayLike, target: ArrayLike, patient_ids: Sequence[str] | None = None
@@ -207,6 +212,8 @@ class SegmentationEvaluator:
         b = p.shape[0]
         if patient_ids is None:  # every image is its own "patient"
             patient_ids = [f"image{len(self._patients) + i}" for i in range(b)]
+        else:
+            self._named = True
         if len(patient_ids) != b:
             raise ValueError(f"{len(patient_ids)} patient ids for a batch of {b} images")
         self._counts.append(confusion_counts(p, t))
@@ -271,6 +278,17 @@ class SegmentationEvaluator:
         out["undefined"] = {
             m: sum(per_channel[c]["undefined"][m] for c in self.channel_names) for m in METRICS
         }
+        if self._named:  # the volume score of every patient, for reports and outliers
+            out["per_patient"] = {
+                pid: {
+                    "n_slices": int((rows == j).sum()),
+                    **{
+                        f"dice_{c}": _finite_or_none(vol_scores["dice"][j, k])
+                        for k, c in enumerate(self.channel_names)
+                    },
+                }
+                for j, pid in enumerate(patients)
+            }
         out.update(
             per_channel=per_channel,
             n=int(counts.shape[0]),

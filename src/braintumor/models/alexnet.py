@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from braintumor.models.classifier_base import Classifier, finish, replace_linear
+from braintumor.models.classifier_base import SequentialCNN, finish
 from braintumor.models.registry import register_model
 
 
-class AlexNet(Classifier):
+class AlexNet(SequentialCNN):
     """Five convolutions, three FC layers (57 M parameters at 1000 classes)."""
+
+    pool_name = "avgpool"
+    head_name = "classifier"
 
     head_prefixes = ("classifier",)
     first_conv = "features.0"
@@ -54,17 +56,6 @@ class AlexNet(Classifier):
             nn.ReLU(),
             nn.Linear(4096, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(feats), 1)
-        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[-1] = replace_linear(self.classifier[-1], num_classes)
-        self.num_classes = num_classes
 
     def cam_layer(self) -> nn.Module:
         return self.features[11]  # ReLU after the last convolution

@@ -106,6 +106,30 @@ class Classifier(nn.Module):
         return trainable
 
 
+class SequentialCNN(Classifier):
+    """A CNN laid out as ``features`` -> pool -> flatten -> an MLP ending in a ``Linear``.
+
+    Subclasses build ``self.features`` and the two modules named by ``pool_name`` and
+    ``head_name`` (torchvision's AlexNet/VGG call them ``avgpool`` and ``classifier``).
+    """
+
+    pool_name: str = "pool"
+    head_name: str = "head"
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # type: ignore[no-any-return]
+
+    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        head: nn.Sequential = getattr(self, self.head_name)
+        x = torch.flatten(getattr(self, self.pool_name)(feats), 1)
+        return head[:-1](x) if pre_logits else head(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        head: nn.Sequential = getattr(self, self.head_name)
+        head[-1] = replace_linear(head[-1], num_classes)
+        self.num_classes = num_classes
+
+
 def replace_linear(old: nn.Linear, num_classes: int) -> nn.Linear:
     """A fresh ``Linear`` with ``old``'s input width and device/dtype."""
     w = old.weight

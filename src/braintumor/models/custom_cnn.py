@@ -21,17 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from braintumor.models.classifier_base import Classifier, finish, replace_linear
+from braintumor.models.classifier_base import SequentialCNN, finish
 from braintumor.models.registry import register_model
 
 # (out_channels, kernel, stride) for the four conv stages.
 _STAGES = ((64, 11, 4), (128, 5, 1), (256, 3, 1), (256, 3, 1))
 
 
-class CustomCNN(Classifier):
+class CustomCNN(SequentialCNN):
     """Four conv + BN + Mish + max-pool stages, three FC layers."""
 
     head_prefixes = ("head",)
@@ -72,17 +71,6 @@ class CustomCNN(Classifier):
             nn.Dropout(dropout),
             nn.Linear(h2, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.pool(feats), 1)
-        return self.head[:-1](x) if pre_logits else self.head(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head[-1] = replace_linear(self.head[-1], num_classes)
-        self.num_classes = num_classes
 
     def cam_layer(self) -> nn.Module:
         return self.features[-2]  # last conv + BN + Mish, before its pool

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from braintumor.models.classifier_base import Classifier, finish, replace_linear
+from braintumor.models.classifier_base import SequentialCNN, finish
 from braintumor.models.registry import register_model
 
 
@@ -26,7 +25,7 @@ def _stage(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class SimpleCNN(Classifier):
+class SimpleCNN(SequentialCNN):
     """Three conv stages, global average pooling, two FC layers."""
 
     head_prefixes = ("head",)
@@ -52,17 +51,6 @@ class SimpleCNN(Classifier):
         self.head = nn.Sequential(
             nn.Linear(cin, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.pool(feats), 1)
-        return self.head[:-1](x) if pre_logits else self.head(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head[-1] = replace_linear(self.head[-1], num_classes)
-        self.num_classes = num_classes
 
     def cam_layer(self) -> nn.Module:
         return self.features[-2]  # last conv stage, before its pool

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from braintumor.models.classifier_base import Classifier, finish, replace_linear
+from braintumor.models.classifier_base import SequentialCNN, finish
 from braintumor.models.registry import register_model
 
 # Configuration "D" of Simonyan & Zisserman: conv widths, "M" = 2x2 max-pool.
@@ -39,8 +38,11 @@ def _make_features(in_channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VGG16(Classifier):
+class VGG16(SequentialCNN):
     """Thirteen 3x3 convolutions, three FC layers (138 M parameters at 1000 classes)."""
+
+    pool_name = "avgpool"
+    head_name = "classifier"
 
     head_prefixes = ("classifier",)
     first_conv = "features.0"
@@ -80,17 +82,6 @@ class VGG16(Classifier):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(feats), 1)
-        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[-1] = replace_linear(self.classifier[-1], num_classes)
-        self.num_classes = num_classes
 
     def cam_layer(self) -> nn.Module:
         return self.features[29]  # ReLU after conv5_3, before the last max-pool
