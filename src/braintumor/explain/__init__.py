@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 from braintumor.errors import ConfigError
-from braintumor.explain.maps import attention_gates, attention_rollout, grad_cam
+from braintumor.explain.maps import (
+    attention_gates,
+    attention_rollout,
+    cam_layer_by_name,
+    grad_cam,
+)
 
 METHODS = ("auto", "gradcam", "rollout", "gates")
 
@@ -36,8 +41,17 @@ class Explanation:
     probability: float | None
 
 
-def pick_method(card: dict[str, Any], method: str = "auto") -> str:
-    """The method for a run: ``gradcam``, ``rollout`` (vit) or ``gates`` (attention_unet)."""
+def pick_method(
+    card: dict[str, Any],
+    method: str = "auto",
+    layer: str | None = None,
+    model: torch.nn.Module | None = None,
+) -> str:
+    """The method for a run: ``gradcam``, ``rollout`` (vit) or ``gates`` (attention_unet).
+
+    A Grad-CAM ``layer`` is checked too: refused for the other methods, and looked up
+    in ``model`` when one is given.
+    """
     if method not in METHODS:
         raise ConfigError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
     seg = card["task"] == "segmentation"
@@ -50,6 +64,11 @@ def pick_method(card: dict[str, Any], method: str = "auto") -> str:
             f"model {card['name']!r} has no attention gates; explain supports classifiers "
             "(Grad-CAM, ViT attention rollout) and attention_unet"
         )
+    if layer is not None:
+        if method != "gradcam":
+            raise ConfigError(f"--layer applies to Grad-CAM only, not to {method}")
+        if model is not None:
+            cam_layer_by_name(model, layer)
     return method
 
 
@@ -93,9 +112,7 @@ def explain_image(
     ``layer`` picks the Grad-CAM layer by module name (default: the last conv block).
     """
     card = predictor.card
-    method = pick_method(card, method)
-    if layer is not None and method != "gradcam":
-        raise ConfigError(f"--layer applies to Grad-CAM only, not to {method}")
+    method = pick_method(card, method, layer, predictor.model)
     names = list(predictor.names)
     idx = None
     if target is not None:
@@ -141,13 +158,7 @@ def explain_inputs(
     from braintumor.reports.overlay import heatmap_rgb
 
     predictor = Predictor.from_run(run_dir, device)
-    chosen = pick_method(predictor.card, method)  # fail before reading any input
-    if layer is not None:
-        if chosen != "gradcam":
-            raise ConfigError(f"--layer applies to Grad-CAM only, not to {chosen}")
-        from braintumor.explain.maps import cam_layer_by_name
-
-        cam_layer_by_name(predictor.model, layer)
+    pick_method(predictor.card, method, layer, predictor.model)  # fail before reading any input
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     written, records = [], []

@@ -71,10 +71,6 @@ def choose_split(
     )
 
 
-def _rescale(image: np.ndarray, src: str, dst: str) -> np.ndarray:
-    return rescale_intensity(image, src, dst)
-
-
 def _classifier_overlap(classifier_run: Path, chosen: list[Record]) -> int | None:
     """How many evaluated slices the classifier trained or validated on (None: unknown).
 
@@ -140,8 +136,8 @@ def score_pipeline(
     for i in progress(range(0, len(records), batch), description, show_progress):
         samples = [fmt.load(rec) for rec in records[i : i + batch]]
         results = pipe.predict(
-            [_rescale(s["image"], data_scale, cls_scale) for s in samples],
-            [_rescale(s["image"], data_scale, seg_scale) for s in samples],
+            [rescale_intensity(s["image"], data_scale, cls_scale) for s in samples],
+            [rescale_intensity(s["image"], data_scale, seg_scale) for s in samples],
             batch_size=batch,
         )
         for s, r in zip(samples, results, strict=True):
