@@ -64,7 +64,11 @@ class TrainerConfig:
     devices: str = "auto"  # "auto", "1", "4", ...
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ...
-    precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed
+    # 32-true | bf16-mixed | 16-mixed; bf16-mixed on a CPU without native bf16 falls
+    # back to 32-true with one printed line (engine/precision.py).
+    precision: str = "32-true"
+    memory_format: str = "auto"  # auto (channels-last for conv nets) | channels_last | contiguous
+    compile: bool = False  # torch.compile the network's forward (see BENCHMARKS.md)
     patience: int = 0  # early stopping on the val monitor; 0 disables
     # Validation metric that selects the checkpoint and drives early stopping / plateau;
     # None: the task's default (balanced_accuracy; dice per image for segmentation).

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
+from braintumor.engine.precision import as_layout, set_layout, use_channels_last
 from braintumor.engine.tasks import (
     COUNT_KEYS,
-    ClassificationEvaluator,
     Evaluator,
     Task,
     scalar_metrics,
@@ -66,6 +66,8 @@ class BrainTumorModule(L.LightningModule):
         loss: loss name (None: the task's default).
         class_weights: per-class loss weights (classification), or None.
         freeze_epochs: train only the head for this many epochs.
+        memory_format: ``auto`` / ``channels_last`` / ``contiguous`` (engine/precision.py).
+        compile: run the network's forward through ``torch.compile``.
     """
 
     def __init__(
@@ -77,9 +79,12 @@ class BrainTumorModule(L.LightningModule):
         loss: str | None = None,
         class_weights: Sequence[float] | None = None,
         freeze_epochs: int = 0,
+        memory_format: str = "contiguous",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        self._setup_speed(memory_format, compile)
         self.task = task
         self.optim = optim
         self.epochs = epochs
@@ -91,12 +96,34 @@ class BrainTumorModule(L.LightningModule):
             )
         self.loss_fn = task.build_loss(loss, class_weights, optim.label_smoothing)
         self.train_eval: Evaluator = task.train_evaluator()
-        self.val_eval: Evaluator = task.evaluator()
+        self.val_eval: Evaluator = task.evaluator(selecting=True)
         self.history: list[dict[str, float]] = []
         self._epoch_lr = math.nan
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+        return self._forward(x)
+
+    # -- speed (layout, compile) -------------------------------------------------
+    def _setup_speed(self, memory_format: str, compile: bool) -> None:
+        self.channels_last = use_channels_last(self.model, memory_format)
+        set_layout(self.model, self.channels_last)
+        # Kept outside the module tree (no "_orig_mod." keys in checkpoints).
+        self._compiled = [torch.compile(self.model)] if compile else []
+
+    def _forward(self, x: Tensor) -> Tensor:
+        net = self._compiled[0] if self._compiled else self.model
+        return net(as_layout(x, self.channels_last))
+
+    def on_fit_end(self) -> None:
+        # Saved weights are plain NCHW (safetensors stores contiguous tensors only).
+        set_layout(self.model, False)
+
+    def _sync(self, ev: Evaluator) -> None:
+        """Under DDP, give every rank the union of what all ranks saw (a whole split)."""
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            states: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(states, ev.state())
+            ev.load_states(states)
 
     # -- training --------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -107,7 +134,7 @@ class BrainTumorModule(L.LightningModule):
         self._epoch_lr = self._lr()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        logits = self.model(batch["image"])
+        logits = self._forward(batch["image"])
         loss = self.loss_fn(logits, self.task.target(batch))
         n = batch["image"].shape[0]
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
@@ -116,9 +143,10 @@ class BrainTumorModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Validation of this epoch has already run when this hook is called.
+        self._sync(self.train_eval)
         train = scalar_metrics(self.train_eval.compute())
         logged = {f"train_{k}": v for k, v in train.items() if k not in COUNT_KEYS}
-        self.log_dict(logged, sync_dist=True)
+        self.log_dict(logged)  # already whole-split on every rank
         row: dict[str, float] = {"epoch": float(self.current_epoch), "lr": self._epoch_lr}
         for key, value in sorted(self.trainer.callback_metrics.items()):
             if key.startswith(("train_", "val_")):
@@ -134,7 +162,7 @@ class BrainTumorModule(L.LightningModule):
         self.val_eval.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits = self.model(batch["image"])
+        logits = self._forward(batch["image"])
         loss = self.loss_fn(logits, self.task.target(batch))
         n = batch["image"].shape[0]
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
@@ -142,21 +170,16 @@ class BrainTumorModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         ev = self.val_eval
-        if isinstance(ev, ClassificationEvaluator) and self.trainer.world_size > 1:
-            # Under DDP every rank saw a shard: gather all probabilities first so the
-            # selection metric is that of the whole validation split.
-            probs, targets = ev.gathered()
-            all_probs = self.all_gather(probs.to(self.device)).reshape(-1, probs.shape[1])
-            all_targets = self.all_gather(targets.to(self.device)).reshape(-1)
-            ev.replace(all_probs, all_targets)
-        # Segmentation under DDP: per-rank metrics, averaged across ranks by sync_dist
-        # (for gathered classification metrics every rank holds the same value).
+        # Under DDP every rank saw a shard (a patient's slices may sit on several):
+        # gather probabilities / per-image counts keyed by sample and patient first, so
+        # every selection metric, per-patient Dice included, is that of the whole split.
+        self._sync(ev)
         metrics = scalar_metrics(ev.compute())
         # The monitor is always logged (NaN when undefined): ModelCheckpoint treats NaN
         # as the worst value, whereas a missing key would abort training.
         metrics.setdefault(self.task.monitor, math.nan)
         logged = {f"val_{k}": v for k, v in metrics.items() if k not in COUNT_KEYS}
-        self.log_dict(logged, sync_dist=True)
+        self.log_dict(logged)  # identical on every rank: nothing to reduce
 
     # -- optimisation ----------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:

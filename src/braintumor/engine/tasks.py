@@ -34,6 +34,27 @@ class Evaluator(ABC):
     @abstractmethod
     def reset(self) -> None: ...
 
+    def state(self) -> dict[str, Any]:
+        """What has been accumulated, picklable (sent between DDP ranks)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be gathered across processes")
+
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Replace the accumulated state by the union of ``states`` (one per rank)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be gathered across processes")
+
+
+def _keys(batch: dict[str, Any], n: int) -> list[str | None]:
+    """Sample keys of a batch (``path``): they de-duplicate what DDP shards repeat."""
+    keys = batch.get("path")
+    return [str(k) for k in keys] if keys is not None else [None] * n
+
+
+def _first_seen(keys: Sequence[str | None], seen: set[str]) -> list[int]:
+    """Indices of keys not seen before (updates ``seen``); a None key is always kept."""
+    keep = [i for i, k in enumerate(keys) if k is None or k not in seen]
+    seen.update(k for k in keys if k is not None)
+    return keep
+
 
 class ClassificationEvaluator(Evaluator):
     """Collects softmax probabilities and labels; :func:`classification_metrics` at the end."""
@@ -45,10 +66,25 @@ class ClassificationEvaluator(Evaluator):
     def reset(self) -> None:
         self._probs: list[Tensor] = []
         self._targets: list[Tensor] = []
+        self._keys: list[str | None] = []
 
     def update(self, logits: Tensor, batch: dict[str, Any]) -> None:
         self._probs.append(torch.softmax(logits.detach().float(), dim=1).cpu())
         self._targets.append(batch["label"].detach().cpu().long())
+        self._keys.extend(_keys(batch, logits.shape[0]))
+
+    def state(self) -> dict[str, Any]:
+        probs, targets = self.gathered()
+        return {"probs": probs, "targets": targets, "keys": list(self._keys)}
+
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        self.reset()
+        seen: set[str] = set()
+        for st in states:
+            keep = _first_seen(st["keys"], seen)
+            self._probs.append(st["probs"][keep].float().cpu())
+            self._targets.append(st["targets"][keep].long().cpu())
+            self._keys.extend(st["keys"][i] for i in keep)
 
     def gathered(self) -> tuple[Tensor, Tensor]:
         """All probabilities (N x C) and targets (N) seen since the last reset."""
@@ -56,10 +92,6 @@ class ClassificationEvaluator(Evaluator):
         probs = torch.cat(self._probs) if self._probs else torch.zeros(0, c)
         targets = torch.cat(self._targets) if self._targets else torch.zeros(0, dtype=torch.long)
         return probs, targets
-
-    def replace(self, probs: Tensor, targets: Tensor) -> None:
-        """Replace the accumulated state (e.g. by what all DDP ranks gathered)."""
-        self._probs, self._targets = [probs.detach().float().cpu()], [targets.detach().cpu().long()]
 
     def compute(self) -> dict[str, Any]:
         probs, targets = self.gathered()
@@ -69,11 +101,13 @@ class ClassificationEvaluator(Evaluator):
 class SegmentationEvaluatorAdapter(Evaluator):
     """Thresholds sigmoid probabilities and feeds :class:`SegmentationEvaluator` per batch."""
 
-    def __init__(self, channel_names: Sequence[str], threshold: float) -> None:
+    def __init__(
+        self, channel_names: Sequence[str], threshold: float, with_hd95: bool = True
+    ) -> None:
         from braintumor.metrics.segmentation import SegmentationEvaluator
 
         self.threshold = threshold
-        self.inner = SegmentationEvaluator(list(channel_names))
+        self.inner = SegmentationEvaluator(list(channel_names), with_hd95=with_hd95)
 
     def reset(self) -> None:
         self.inner.reset()
@@ -81,7 +115,14 @@ class SegmentationEvaluatorAdapter(Evaluator):
     def update(self, logits: Tensor, batch: dict[str, Any]) -> None:
         pred = torch.sigmoid(logits.detach().float()) > self.threshold
         target = batch["mask"].detach() > 0.5
-        self.inner.update(pred.cpu(), target.cpu(), list(batch["patient_id"]))
+        n = logits.shape[0]
+        self.inner.update(pred.cpu(), target.cpu(), list(batch["patient_id"]), _keys(batch, n))
+
+    def state(self) -> dict[str, Any]:
+        return self.inner.state()
+
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        self.inner.load_states(states)
 
     def compute(self) -> dict[str, Any]:
         return dict(self.inner.compute())
@@ -105,9 +146,19 @@ class PooledDice(Evaluator):
     def update(self, logits: Tensor, batch: dict[str, Any]) -> None:
         pred = torch.sigmoid(logits.detach().float()) > self.threshold
         target = batch["mask"].detach() > 0.5
-        self._tp += float((pred & target).sum())
-        self._fp += float((pred & ~target).sum())
-        self._fn += float((~pred & target).sum())
+        tp = int((pred & target).sum())
+        self._tp += tp
+        self._fp += int(pred.sum()) - tp
+        self._fn += int(target.sum()) - tp
+
+    def state(self) -> dict[str, Any]:
+        return {"tp": self._tp, "fp": self._fp, "fn": self._fn}
+
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        # Sums: a repeated padding sample counts twice, which a training curve tolerates.
+        self._tp = sum(st["tp"] for st in states)
+        self._fp = sum(st["fp"] for st in states)
+        self._fn = sum(st["fn"] for st in states)
 
     def compute(self) -> dict[str, Any]:
         den = 2 * self._tp + self._fp + self._fn
@@ -158,8 +209,9 @@ class Task(ABC):
         """The loss target of a batch."""
 
     @abstractmethod
-    def evaluator(self) -> Evaluator:
-        """Full metrics for validation and test."""
+    def evaluator(self, selecting: bool = False) -> Evaluator:
+        """Full metrics for test; ``selecting`` (per-epoch validation) may skip costly
+        metrics that do not select the checkpoint."""
 
     def train_evaluator(self) -> Evaluator:
         """Metrics tracked on the training batches (may be cheaper)."""
@@ -196,7 +248,7 @@ class ClassificationTask(Task):
     def target(self, batch: dict[str, Any]) -> Tensor:
         return batch["label"].long()
 
-    def evaluator(self) -> Evaluator:
+    def evaluator(self, selecting: bool = False) -> Evaluator:
         return ClassificationEvaluator(self.output_names)
 
     def postprocess(self, logits: Tensor) -> Tensor:
@@ -228,8 +280,11 @@ class SegmentationTask(Task):
     def target(self, batch: dict[str, Any]) -> Tensor:
         return batch["mask"].float()
 
-    def evaluator(self) -> Evaluator:
-        return SegmentationEvaluatorAdapter(self.output_names, self.threshold)
+    def evaluator(self, selecting: bool = False) -> Evaluator:
+        # HD95 (a distance transform per image and channel) only where it is reported
+        # (test) or selects the checkpoint.
+        with_hd95 = not selecting or self.monitor == "hd95"
+        return SegmentationEvaluatorAdapter(self.output_names, self.threshold, with_hd95)
 
     def train_evaluator(self) -> Evaluator:
         return PooledDice(self.threshold)

@@ -127,6 +127,8 @@ def fit_run(
         loss=cfg.loss,
         class_weights=weights,
         freeze_epochs=cfg.model.freeze_epochs,
+        memory_format=cfg.trainer.memory_format,
+        compile=cfg.trainer.compile,
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from braintumor.config import Config
+from braintumor.engine.precision import resolve_precision
 from braintumor.engine.runs import LOGS_DIR
 from braintumor.errors import ConfigError
 
@@ -114,7 +115,7 @@ def build_trainer(
             devices=devices,
             num_nodes=t.num_nodes,
             strategy=strategy,
-            precision=t.precision,
+            precision=resolve_precision(t.precision, t.accelerator),
             logger=loggers,
             callbacks=all_callbacks,
             enable_progress_bar=t.progress,

@@ -178,6 +178,8 @@ class SegmentationEvaluator:
         channel_names: one name per mask channel, e.g. ``["tumor"]`` or ``["WT", "TC", "ET"]``.
         spacing: (row, column) pixel size in mm for HD95; pixels when None.
         hd95_empty: rule for HD95 when exactly one mask is empty (see module docstring).
+        with_hd95: False skips HD95 (a distance transform per image, the one costly
+            metric): per-epoch validation computes it only when it selects the checkpoint.
     """
 
     def __init__(
@@ -185,24 +187,68 @@ class SegmentationEvaluator:
         channel_names: Sequence[str],
         spacing: Sequence[float] | None = None,
         hd95_empty: str = "exclude",
+        with_hd95: bool = True,
     ) -> None:
         if hd95_empty not in ("exclude", "diagonal"):
             raise ValueError(f"hd95_empty must be 'exclude' or 'diagonal', got {hd95_empty!r}")
         self.channel_names = list(channel_names)
         self.spacing = spacing
         self.hd95_empty = hd95_empty
+        self.with_hd95 = with_hd95
+        self.metrics = METRICS if with_hd95 else tuple(m for m in METRICS if m != "hd95")
         self.reset()
 
     def reset(self) -> None:
         self._counts: list[np.ndarray] = []  # B x K x 4 per batch
         self._hd95: list[np.ndarray] = []  # B x K per batch
         self._patients: list[str] = []
+        self._keys: list[str | None] = []  # sample keys: DDP shards overlap, keys dedupe them
         self._named = False  # True once real patient ids were given
 
+    def state(self) -> dict[str, Any]:
+        """Everything accumulated so far, picklable: what one DDP rank sends the others."""
+        k = len(self.channel_names)
+        return {
+            "counts": np.concatenate(self._counts) if self._counts else np.zeros((0, k, 4), int),
+            "hd95": np.concatenate(self._hd95) if self._hd95 else np.zeros((0, k)),
+            "patients": list(self._patients),
+            "keys": list(self._keys),
+            "named": self._named,
+        }
+
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Replace the accumulated state by the union of ``states`` (one per rank).
+
+        A distributed sampler pads the last shard with repeated samples; an image
+        whose key was already seen is dropped, so every image counts once.
+        """
+        self.reset()
+        seen: set[str] = set()
+        for st in states:
+            keep = [
+                i for i, key in enumerate(st["keys"]) if key is None or key not in seen
+            ]
+            seen.update(k for k in st["keys"] if k is not None)
+            if not keep:
+                continue
+            self._counts.append(np.asarray(st["counts"])[keep])
+            self._hd95.append(np.asarray(st["hd95"])[keep])
+            self._patients.extend(st["patients"][i] for i in keep)
+            self._keys.extend(st["keys"][i] for i in keep)
+            self._named = self._named or bool(st["named"])
+
     def update(
-        self, pred_bin: ArrayLike, target: ArrayLike, patient_ids: Sequence[str] | None = None
+        self,
+        pred_bin: ArrayLike,
+        target: ArrayLike,
+        patient_ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        """Add a batch of binary masks B x K x H x W; ``patient_ids`` groups slices into volumes."""
+        """Add a batch of binary masks B x K x H x W; ``patient_ids`` groups slices into volumes.
+
+        ``keys`` name the images (unique per sample) so that states gathered from
+        several processes can be de-duplicated (:meth:`load_states`).
+        """
         p, t = _as_bool(pred_bin, "prediction"), _as_bool(target, "target")
         if p.ndim != 4 or p.shape != t.shape or p.shape[1] != len(self.channel_names):
             raise ValueError(
@@ -217,12 +263,16 @@ class SegmentationEvaluator:
         if len(patient_ids) != b:
             raise ValueError(f"{len(patient_ids)} patient ids for a batch of {b} images")
         self._counts.append(confusion_counts(p, t))
-        hd = [
-            [hd95(p[i, k], t[i, k], self.spacing, self.hd95_empty) for k in range(p.shape[1])]
-            for i in range(b)
-        ]
-        self._hd95.append(np.asarray(hd, dtype=np.float64).reshape(b, p.shape[1]))
+        if self.with_hd95:
+            hd = [
+                [hd95(p[i, k], t[i, k], self.spacing, self.hd95_empty) for k in range(p.shape[1])]
+                for i in range(b)
+            ]
+            self._hd95.append(np.asarray(hd, dtype=np.float64).reshape(b, p.shape[1]))
+        else:
+            self._hd95.append(np.full((b, p.shape[1]), np.nan))
         self._patients.extend(str(x) for x in patient_ids)
+        self._keys.extend([None] * b if keys is None else [str(k) for k in keys])
 
     def per_image(self) -> list[dict[str, Any]]:
         """One record per image: patient id and per-channel Dice and HD95 (for reports)."""
@@ -234,7 +284,11 @@ class SegmentationEvaluator:
             {
                 "patient_id": pid,
                 **{f"dice_{c}": float(dice[i, k]) for k, c in enumerate(self.channel_names)},
-                **{f"hd95_{c}": float(hd[i, k]) for k, c in enumerate(self.channel_names)},
+                **{
+                    f"hd95_{c}": float(hd[i, k])
+                    for k, c in enumerate(self.channel_names)
+                    if self.with_hd95
+                },
             }
             for i, pid in enumerate(self._patients)
         ]
@@ -259,10 +313,10 @@ class SegmentationEvaluator:
         )
         per_channel: dict[str, dict[str, Any]] = {}
         for k, name in enumerate(self.channel_names):
-            ch: dict[str, Any] = {m: _mean(scores[m][:, k]) for m in METRICS}
+            ch: dict[str, Any] = {m: _mean(scores[m][:, k]) for m in self.metrics}
             ch["dice_per_patient_mean"] = _mean(vol_scores["dice"][:, k])
             ch["iou_per_patient_mean"] = _mean(vol_scores["iou"][:, k])
-            ch["undefined"] = {m: int(np.isnan(scores[m][:, k]).sum()) for m in METRICS}
+            ch["undefined"] = {m: int(np.isnan(scores[m][:, k]).sum()) for m in self.metrics}
             ch["empty"] = {
                 "both": int((~truth_any[:, k] & ~pred_any[:, k]).sum()),
                 "truth_only": int((~truth_any[:, k] & pred_any[:, k]).sum()),
@@ -270,13 +324,14 @@ class SegmentationEvaluator:
             }
             per_channel[name] = ch
 
-        keys = [*METRICS, "dice_per_patient_mean", "iou_per_patient_mean"]
+        keys = [*self.metrics, "dice_per_patient_mean", "iou_per_patient_mean"]
         out: dict[str, Any] = {}
         for m in keys:
             vals = [per_channel[c][m] for c in self.channel_names if per_channel[c][m] is not None]
             out[m] = float(np.mean(vals)) if vals else None
         out["undefined"] = {
-            m: sum(per_channel[c]["undefined"][m] for c in self.channel_names) for m in METRICS
+            m: sum(per_channel[c]["undefined"][m] for c in self.channel_names)
+            for m in self.metrics
         }
         if self._named:  # the volume score of every patient, for reports and outliers
             out["per_patient"] = {
@@ -301,9 +356,10 @@ class SegmentationEvaluator:
     def _aggregation(self) -> dict[str, str]:
         unit = "pixels" if self.spacing is None else "mm (pixel spacing)"
         empty = "excluded (NaN)" if self.hd95_empty == "exclude" else "image diagonal"
+        hd = f"in {unit}; exactly one mask empty -> {empty}"
         return {
             "per_image": "score per image and channel, mean over all images (undefined left out)",
             "per_patient": "slice counts summed per patient (a volume), scored, mean over patients",
             "channels": "top-level value = unweighted mean of the per-channel values",
-            "hd95": f"in {unit}; exactly one mask empty -> {empty}",
+            "hd95": hd if self.with_hd95 else "not computed",
         }
