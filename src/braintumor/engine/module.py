@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
-from braintumor.engine.precision import as_layout, set_layout, use_channels_last
+from braintumor.precision import as_layout, set_layout, use_channels_last
 from braintumor.engine.tasks import (
     COUNT_KEYS,
     Evaluator,
