@@ -65,7 +65,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ...
     # 32-true | bf16-mixed | 16-mixed; bf16-mixed on a CPU without native bf16 falls
-    # back to 32-true with one printed line (engine/precision.py).
+    # back to 32-true with one printed line (braintumor/precision.py).
     precision: str = "32-true"
     memory_format: str = "auto"  # auto (channels-last for conv nets) | channels_last | contiguous
     compile: bool = False  # torch.compile the network's forward (see BENCHMARKS.md)

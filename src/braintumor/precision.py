@@ -77,8 +77,12 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 def is_conv_net(model: nn.Module) -> bool:
     """Most parameters sit in 2D convolutions and nothing is instance-normalised."""
-    conv = sum(p.numel() for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
-               for p in m.parameters(recurse=False))
+    conv = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+        for p in m.parameters(recurse=False)
+    )
     total = sum(p.numel() for p in model.parameters()) or 1
     instance = any(isinstance(m, nn.InstanceNorm2d) for m in model.modules())
     return conv / total > 0.5 and not instance

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from braintumor.config import OptimConfig
 from braintumor.data import create_format
-from braintumor.data.dataset import SliceDataset
+from braintumor.data.dataset import SliceDataset, collate
 from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.tasks import create_task
 from braintumor.models.registry import create_model
@@ -43,7 +43,11 @@ class _Dump(Callback):
 def _module(task_name: str) -> tuple[BrainTumorModule, dict[str, DataLoader]]:
     torch.manual_seed(0)
     fmt = create_format(
-        "synthetic", n_patients=3, slices_per_patient=5, size=32, modalities=1,
+        "synthetic",
+        n_patients=3,
+        slices_per_patient=5,
+        size=32,
+        modalities=1,
         classes="binary",
     )
     records = fmt.records()
@@ -54,8 +58,12 @@ def _module(task_name: str) -> tuple[BrainTumorModule, dict[str, DataLoader]]:
     model = create_model(model_name, in_channels=1, num_classes=task.num_outputs, **kwargs)
     module = BrainTumorModule(model, task, OptimConfig(), epochs=1)
     loaders = {
-        "val": DataLoader(SliceDataset(fmt, records, 32, 1, False, cache=False), batch_size=4),
-        "test": DataLoader(SliceDataset(fmt, records[:11], 32, 1, False, cache=False), 3),
+        "val": DataLoader(
+            SliceDataset(fmt, records, 32, 1, False, cache=False), 4, collate_fn=collate
+        ),
+        "test": DataLoader(
+            SliceDataset(fmt, records[:11], 32, 1, False, cache=False), 3, collate_fn=collate
+        ),
     }
     return module, loaders
 

@@ -213,6 +213,13 @@ class SliceDataset(Dataset):
         self.labels = np.load(self.cache_path / "labels.npy")
         if len(self._images) != len(self.records):
             raise DataError(f"cache {self.cache_path} is inconsistent; delete it and rerun")
+        if _fits_in_memory(
+            self._images.nbytes + (0 if self._masks is None else self._masks.nbytes)
+        ):
+            # Held in RAM: a batch is then one fancy-indexing copy, not page faults per item.
+            self._images = np.ascontiguousarray(self._images)
+            if self._masks is not None:
+                self._masks = np.ascontiguousarray(self._masks)
 
     # --- Dataset ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -233,12 +240,56 @@ class SliceDataset(Dataset):
             item["mask"] = torch.from_numpy(np.asarray(self._masks[index], dtype=np.float32))
         return self.transform(item) if self.transform is not None else item
 
+    def __getitems__(self, indices: list[int]) -> dict[str, Any] | list[dict[str, Any]]:
+        """A whole batch at once (used by ``DataLoader``; see :func:`collate`).
+
+        Without a transform the batch is built by indexing the cached arrays once,
+        which skips per-item tensors and collation; with one, items are transformed
+        one by one (random parameters differ per item) and collated as usual.
+        """
+        if self.transform is not None:
+            return [self[i] for i in indices]
+        if self._images is None:
+            self._open()
+        assert self._images is not None
+        idx = np.asarray(indices, dtype=np.int64)
+        batch: dict[str, Any] = {
+            "image": torch.from_numpy(self._images[idx].astype(np.float32)),
+            "label": torch.from_numpy(np.asarray(self.labels[idx], dtype=np.int64)),
+            "patient_id": [self.records[i].patient_id for i in indices],
+            "path": [self.records[i].key for i in indices],
+        }
+        if self._masks is not None:
+            batch["mask"] = torch.from_numpy(self._masks[idx].astype(np.float32))
+        return batch
+
     def __getstate__(self) -> dict[str, Any]:
         # Memory maps are reopened in each worker instead of being pickled whole.
         state = dict(self.__dict__)
         if self.cache_path is not None:
             state["_images"] = state["_masks"] = None
         return state
+
+
+def collate(batch: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """``DataLoader`` collate for :meth:`SliceDataset.__getitems__`: a built batch passes."""
+    if isinstance(batch, dict):
+        return batch
+    from torch.utils.data import default_collate
+
+    return default_collate(batch)  # type: ignore[no-any-return]
+
+
+# Hold a cache in RAM when it takes at most this share of the memory still available.
+MEMORY_SHARE = 0.25
+
+
+def _fits_in_memory(nbytes: int) -> bool:
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: stay on disk
+        return False
+    return nbytes <= MEMORY_SHARE * available
 
 
 @contextmanager

@@ -135,11 +135,14 @@ class DataBundle:
 
 def make_loader(dataset: Any, cfg: DataConfig, shuffle: bool = False) -> DataLoader:
     """A DataLoader with the configured batch size and workers."""
+    from braintumor.data.dataset import collate
+
     workers = max(0, int(cfg.num_workers))
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         shuffle=shuffle,
+        collate_fn=collate,  # SliceDataset builds whole batches (__getitems__)
         num_workers=workers,
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),

@@ -66,7 +66,7 @@ class BrainTumorModule(L.LightningModule):
         loss: loss name (None: the task's default).
         class_weights: per-class loss weights (classification), or None.
         freeze_epochs: train only the head for this many epochs.
-        memory_format: ``auto`` / ``channels_last`` / ``contiguous`` (engine/precision.py).
+        memory_format: ``auto`` / ``channels_last`` / ``contiguous`` (braintumor/precision.py).
         compile: run the network's forward through ``torch.compile``.
     """
 

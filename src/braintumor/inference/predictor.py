@@ -21,6 +21,13 @@ from torch import nn
 from braintumor.engine.tasks import Task, create_task
 from braintumor.errors import DataError
 from braintumor.inference.runs import load_run
+from braintumor.precision import (
+    as_layout,
+    autocast_dtype,
+    resolve_precision,
+    set_layout,
+    use_channels_last,
+)
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -59,16 +66,28 @@ def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray
 class Predictor:
     """A trained model plus its preprocessing.
 
+    The network runs as the card's ``runtime`` says it was trained (precision,
+    memory layout; see :mod:`braintumor.precision`); ``precision="32-true"`` forces
+    eager fp32 (e.g. to compare).
+
     Args:
         model: the network.
         card: the run's model card (``model.json``).
         device: where to run; default CUDA when available.
+        precision: override the card's precision.
     """
 
-    def __init__(self, model: nn.Module, card: dict[str, Any], device: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        card: dict[str, Any],
+        device: str | None = None,
+        precision: str | None = None,
+    ) -> None:
         self.card = card
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
+        self._setup_runtime(precision)
         names = card["classes"] if card["task"] == "classification" else card["mask_channels"]
         self.task: Task = create_task(card["task"], names, float(card.get("threshold", 0.5)))
         pre = card["preprocessing"]
@@ -77,9 +96,21 @@ class Predictor:
         self.crop = bool(pre["crop"])
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | None = None) -> Predictor:
+    def from_run(
+        cls, run_dir: str | Path, device: str | None = None, precision: str | None = None
+    ) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device)
+        return cls(run.model, run.card, device, precision)
+
+    def _setup_runtime(self, precision: str | None) -> None:
+        # Cards written before these settings existed ran in fp32, NCHW.
+        runtime = self.card.get("runtime") or {}
+        accelerator = "cpu" if self.device.type == "cpu" else "gpu"
+        self.precision = resolve_precision(
+            precision or runtime.get("precision", "32-true"), accelerator
+        )
+        self.channels_last = use_channels_last(self.model, runtime.get("memory_format", "auto"))
+        set_layout(self.model, self.channels_last)
 
     @property
     def names(self) -> list[str]:
@@ -111,10 +142,17 @@ class Predictor:
         # the same way so that a prediction equals what evaluation computes.
         return prepared.astype(np.float16).astype(np.float32)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        return self.task.postprocess(self.model(x)).cpu()
+        x = as_layout(
+            torch.from_numpy(np.ascontiguousarray(batch)).to(self.device), self.channels_last
+        )
+        dtype = autocast_dtype(self.precision)
+        with torch.autocast(
+            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        ):
+            logits = self.model(x)
+        return self.task.postprocess(logits.float()).cpu()
 
     def predict_images(
         self, images: Sequence[np.ndarray], batch_size: int = 16

@@ -226,10 +226,21 @@ def make_card(
         "normalisation": _normalisation(cfg.data.spec),
         "data": {"spec": cfg.data.spec, "options": dict(cfg.data.options)},
         "threshold": cfg.threshold,
+        "runtime": runtime_settings(cfg),
         "params": params,
         "metrics": metrics or {},
         "braintumor_version": __version__,
         "created": None,
+    }
+
+
+def runtime_settings(cfg: Config) -> dict[str, str]:
+    """How the network ran in training (precision, layout), which prediction repeats."""
+    from braintumor.precision import resolve_precision
+
+    return {
+        "precision": resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator, say=False),
+        "memory_format": cfg.trainer.memory_format,
     }
 
 

@@ -225,9 +225,7 @@ class SegmentationEvaluator:
         self.reset()
         seen: set[str] = set()
         for st in states:
-            keep = [
-                i for i, key in enumerate(st["keys"]) if key is None or key not in seen
-            ]
+            keep = [i for i, key in enumerate(st["keys"]) if key is None or key not in seen]
             seen.update(k for k in st["keys"] if k is not None)
             if not keep:
                 continue
@@ -330,8 +328,7 @@ class SegmentationEvaluator:
             vals = [per_channel[c][m] for c in self.channel_names if per_channel[c][m] is not None]
             out[m] = float(np.mean(vals)) if vals else None
         out["undefined"] = {
-            m: sum(per_channel[c]["undefined"][m] for c in self.channel_names)
-            for m in self.metrics
+            m: sum(per_channel[c]["undefined"][m] for c in self.channel_names) for m in self.metrics
         }
         if self._named:  # the volume score of every patient, for reports and outliers
             out["per_patient"] = {
