@@ -159,3 +159,23 @@ def test_intensities_beyond_float16_are_refused(
     with pytest.raises(DataError, match="float16"):
         SliceDataset(fmt, fmt.records()[:1], 32, None, False, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_batch_fetched_at_once_equals_collated_items(tmp_path: Path, cache: bool) -> None:
+    from torch.utils.data import DataLoader, default_collate
+
+    from braintumor.data.dataset import collate
+
+    fmt = _fmt(target="labels")
+    ds = SliceDataset(fmt, fmt.records(), 32, None, False, cache_dir=tmp_path, cache=cache)
+    order = [4, 0, 3]
+    whole = next(iter(DataLoader(ds, batch_size=3, sampler=order, collate_fn=collate)))
+    items = default_collate([ds[i] for i in order])
+    assert whole.keys() == items.keys()
+    for key, value in items.items():
+        if isinstance(value, torch.Tensor):
+            assert whole[key].dtype == value.dtype
+            torch.testing.assert_close(whole[key], value, rtol=0, atol=0)
+        else:
+            assert list(whole[key]) == list(value)

@@ -31,15 +31,35 @@ def evaluate_model(
     loader: DataLoader,
     loss_fn: nn.Module | None = None,
     device: torch.device | str = "cpu",
+    runtime: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of ``model`` on every sample of ``loader`` (plus ``loss`` and ``n``)."""
+    """Metrics of ``model`` on every sample of ``loader`` (plus ``loss`` and ``n``).
+
+    ``runtime`` (a model card's: precision, memory format) runs the network as it
+    was trained; None runs eager fp32.
+    """
+    from braintumor.precision import (
+        as_layout,
+        autocast_dtype,
+        resolve_precision,
+        set_layout,
+        use_channels_last,
+    )
+
     was_training = model.training
     model.eval().to(device)
+    device = torch.device(device)
+    runtime = runtime or {}
+    accelerator = "cpu" if device.type == "cpu" else "gpu"
+    dtype = autocast_dtype(resolve_precision(runtime.get("precision", "32-true"), accelerator))
+    channels_last = use_channels_last(model, runtime.get("memory_format", "contiguous"))
+    set_layout(model, channels_last)
     ev = task.evaluator()
     total, n = 0.0, 0
     for batch in loader:
-        x = batch["image"].to(device, non_blocking=True)
-        logits = model(x).float()
+        x = as_layout(batch["image"].to(device, non_blocking=True), channels_last)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(x).float()
         b = x.shape[0]
         if loss_fn is not None:
             target = task.target(batch).to(device)
@@ -47,6 +67,7 @@ def evaluate_model(
         ev.update(logits.cpu(), batch)
         n += b
     model.train(was_training)
+    set_layout(model, False)
     metrics = ev.compute()
     return {
         **({"loss": total / n if n else None} if loss_fn is not None else {}),
@@ -178,7 +199,12 @@ def evaluate_run(
     loader = make_loader(ds, data_cfg, shuffle=False)
     loss_fn = task.build_loss(cfg.loss, None, 0.0)
     metrics = evaluate_model(
-        run.model, task, loader, loss_fn, device=pick_device(device or cfg.trainer.accelerator)
+        run.model,
+        task,
+        loader,
+        loss_fn,
+        device=pick_device(device or cfg.trainer.accelerator),
+        runtime=card.get("runtime"),
     )
     metrics.update(
         split=split_used,

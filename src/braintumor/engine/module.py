@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
-from braintumor.precision import as_layout, set_layout, use_channels_last
 from braintumor.engine.tasks import (
     COUNT_KEYS,
     Evaluator,
@@ -25,6 +24,7 @@ from braintumor.engine.tasks import (
     scalar_metrics,
 )
 from braintumor.errors import ConfigError
+from braintumor.precision import as_layout, set_layout, use_channels_last
 
 
 def can_freeze(model: nn.Module) -> bool:

@@ -182,7 +182,12 @@ def fit_run(
         shutil.rmtree(Path(ckpt.best_model_path).parent, ignore_errors=True)
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
     metrics = evaluate_model(
-        model, task, test_loader, plain_loss, device=pick_device(cfg.trainer.accelerator)
+        model,
+        task,
+        test_loader,
+        plain_loss,
+        device=pick_device(cfg.trainer.accelerator),
+        runtime=runs.runtime_settings(cfg),
     )
     metrics.update(
         split="test",

@@ -1,0 +1,384 @@
+"""Speed of every network, the engine, ``predict`` and ``pipeline``, side by side with MONAI.
+
+One run measures (issue 9): train and inference img/s per network and variant
+(fp32, channels-last, bf16 autocast, ONNX Runtime, optionally torch.compile),
+batch-1 latency, peak memory, achieved GFLOP/s against a measured matmul peak,
+cost against image size (64 -> 512) and batch, the engine's end-to-end training
+rate against the raw network, ``predict`` on PNG slices against a plain BasicUNet
+forward loop, and ``pipeline`` seconds on the BraTS case and one LGG patient.
+Writes ``benchmarks/results/speed.json`` and a dated section in BENCHMARKS.md, and
+prints the issue's targets as met / not met. Decisions use ratios from one run.
+
+    python benchmarks/speed.py --quick            # smoke run (~1-2 min): every path, tiny sizes
+    python benchmarks/speed.py                    # full run (<= ~12 min on 2 cores)
+    python benchmarks/speed.py --only nets,engine --models unet,custom_cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA, append_markdown, fmt, markdown_table, write_result  # noqa: E402
+from _speed_e2e import engine_rate, lgg_patient, pipeline_seconds, predict_rate  # noqa: E402
+from _speed_nets import (  # noqa: E402
+    INFER_VARIANTS,
+    TRAIN_VARIANTS,
+    forward_flops,
+    infer_seconds,
+    matmul_peak,
+    max_abs_diff,
+    peak_rss_mb,
+    train_seconds,
+)
+
+from braintumor.models.registry import create_model, list_models, model_entry  # noqa: E402
+
+SECTIONS = ("nets", "scaling", "engine", "predict", "pipeline")
+PEER = "monai_BasicUNet16"  # the reference every target is measured against
+
+
+def networks(names: list[str] | None) -> dict[str, tuple[str, Any]]:
+    """name -> (task, builder) for every registered model plus MONAI peers of matching width."""
+    from monai.networks.nets import AttentionUnet, ViT
+
+    nets: dict[str, tuple[str, Any]] = {}
+    for n in list_models():
+        task = model_entry(n).task
+        out = 1 if task == "segmentation" else 4
+        nets[n] = (task, lambda n=n, out=out: create_model(n, in_channels=1, num_classes=out))
+    nets[PEER] = ("segmentation", lambda: create_model("basic_unet", 1, 1, n_filters=16))
+    nets["monai_AttentionUnet16"] = (
+        "segmentation",
+        lambda: AttentionUnet(2, 1, 1, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2)),
+    )
+    nets["monai_ViT192"] = (
+        "classification",
+        lambda: ViT(
+            1,
+            img_size=(128, 128),
+            patch_size=(16, 16),
+            hidden_size=192,
+            mlp_dim=768,
+            num_layers=10,
+            num_heads=3,
+            classification=True,
+            num_classes=4,
+            spatial_dims=2,
+        ),
+    )
+    if names:
+        keep = set(names) | {PEER}
+        nets = {k: v for k, v in nets.items() if k in keep}
+    return nets
+
+
+def bench_nets(args: argparse.Namespace, peak: dict[str, float]) -> list[dict[str, Any]]:
+    rows = []
+    for name, (task, build) in networks(args.models).items():
+        torch.manual_seed(0)
+        model = build()
+        size = 128 if "ViT" in name or name == "vit" else args.size  # ViTs: fixed grid
+        x = torch.randn(args.batch, 1, size, size)
+        row: dict[str, Any] = {"model": name, "task": task, "size": size, "batch": args.batch}
+        row["params"] = sum(p.numel() for p in model.parameters())
+        row["gflop_per_img"] = forward_flops(model.eval(), x[:1]) / 1e9
+        variants = list(INFER_VARIANTS) + (["compile"] if name in args.compile else [])
+        for v in variants:
+            try:
+                row[f"infer_{v}"] = args.batch / infer_seconds(model, x, v, args.min_s)
+                row[f"diff_{v}"] = max_abs_diff(model, x[:2], v) if v != "fp32" else 0.0
+            except Exception as exc:  # a variant one network cannot run is a result too
+                row[f"infer_{v}"] = None
+                row[f"error_{v}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        for v in list(TRAIN_VARIANTS) + (["compile"] if name in args.compile else []):
+            try:
+                row[f"train_{v}"] = args.batch / train_seconds(model, x, v, args.min_s)
+            except Exception as exc:
+                row[f"train_{v}"] = None
+                row[f"error_train_{v}"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+        best = max(
+            (v for v in INFER_VARIANTS if row.get(f"infer_{v}")), key=lambda v: row[f"infer_{v}"]
+        )
+        row["best_infer"] = best
+        row["latency_ms_fp32"] = 1e3 * infer_seconds(model, x[:1], "fp32", args.min_s)
+        row["latency_ms_best"] = 1e3 * infer_seconds(model, x[:1], best, args.min_s)
+        row["peak_mb_train_fp32"] = peak_rss_mb(
+            lambda m=model, xb=x: train_seconds(m, xb, "fp32", 0.0)
+        )
+        bf16_train = row.get("train_bf16_cl") or 0.0
+        row["gflops_infer_best"] = row["gflop_per_img"] * row[f"infer_{best}"]
+        row["gflops_train_bf16_cl"] = 3 * row["gflop_per_img"] * bf16_train
+        row["peak_share_infer"] = (
+            row["gflops_infer_best"] / peak["bf16" if "bf16" in best else "fp32"]
+        )
+        rows.append(row)
+        print(
+            f"  {name}: infer fp32 {fmt(row['infer_fp32'], 1)} best {best} "
+            f"{fmt(row[f'infer_{best}'], 1)} img/s; train fp32 {fmt(row['train_fp32'], 1)} "
+            f"bf16_cl {fmt(row['train_bf16_cl'], 1)} img/s",
+            flush=True,
+        )
+    return rows
+
+
+def bench_scaling(args: argparse.Namespace) -> list[dict[str, Any]]:
+    model = create_model("unet", 1, 1)
+    rows = []
+    for size in args.sizes:
+        x = torch.randn(args.batch, 1, size, size)
+        for v in ("fp32", "bf16_cl"):
+            rows.append(
+                {
+                    "model": "unet",
+                    "size": size,
+                    "batch": args.batch,
+                    "variant": v,
+                    "infer_img_s": args.batch / infer_seconds(model, x, v, args.min_s),
+                }
+            )
+    for b in args.batches:
+        x = torch.randn(b, 1, args.size, args.size)
+        for v in ("fp32", "bf16_cl"):
+            rows.append(
+                {
+                    "model": "unet",
+                    "size": args.size,
+                    "batch": b,
+                    "variant": v,
+                    "infer_img_s": b / infer_seconds(model, x, v, args.min_s),
+                }
+            )
+    return rows
+
+
+def raw_rates(args: argparse.Namespace, in_ch: int) -> dict[str, float]:
+    """Plain training and inference loops (no engine) that the end-to-end figures divide by."""
+    x = torch.randn(16, in_ch, args.size, args.size)
+    unet, peer = create_model("unet", in_ch, 1), create_model("basic_unet", in_ch, 1, n_filters=16)
+    return {
+        "unet_train_bf16_cl": 16 / train_seconds(unet, x, "bf16_cl", args.min_s),
+        "unet_train_fp32": 16 / train_seconds(unet, x, "fp32", args.min_s),
+        "peer_train_fp32": 16 / train_seconds(peer, x, "fp32", args.min_s),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, every path")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"sections: {','.join(SECTIONS)}")
+    p.add_argument("--models", default=None, help="comma-separated network names (default: all)")
+    p.add_argument("--compile", default="unet,custom_cnn", help="networks to torch.compile")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--no-write", action="store_true", help="print only (no JSON / BENCHMARKS.md)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    only = set(args.only.split(","))
+    args.models = args.models.split(",") if args.models else None
+    if args.quick and not args.models:  # the tests check every network's fast paths
+        args.models = ["unet", "custom_cnn"]
+    args.compile = [c for c in args.compile.split(",") if c] if not args.quick else []
+    q = args.quick
+    args.size, args.batch, args.min_s = (64, 2, 0.0) if q else (128, 16, 0.6)
+    args.sizes, args.batches = ([64, 128], [1, 4]) if q else ([64, 128, 256, 512], [1, 4, 16, 32])
+    started = time.perf_counter()
+    res: dict[str, Any] = {"quick": q, "threads": args.threads}
+    res["matmul_peak_gflops"] = peak = matmul_peak(0.05 if q else 1.0)
+    print(f"matmul peak GFLOP/s: {peak}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="speed-"))
+    if "nets" in only:
+        res["nets"] = bench_nets(args, peak)
+        print(f"[{time.perf_counter() - started:.0f} s] networks done", flush=True)
+    if "scaling" in only:
+        res["scaling"] = bench_scaling(args)
+        print(f"[{time.perf_counter() - started:.0f} s] scaling done", flush=True)
+    if "engine" in only:
+        res["raw"] = raw_rates(args, 4)
+        n_pat, sl, ep = (4, 4, 1) if q else (16, 16, 2)
+        res["engine"] = {
+            name: engine_rate(work, n_patients=n_pat, slices=sl, size=args.size, epochs=ep, sets=s)
+            for name, s in (
+                ("default", []),
+                ("fp32_nchw", ["trainer.precision=32-true", "trainer.memory_format=contiguous"]),
+                (
+                    "bf16_cl",
+                    ["trainer.precision=bf16-mixed", "trainer.memory_format=channels_last"],
+                ),
+            )
+        }
+    if "engine" in only:
+        print(f"[{time.perf_counter() - started:.0f} s] engine done", flush=True)
+    if "predict" in only:
+        n = 16 if q else 240
+        x = torch.randn(16, 1, args.size, args.size)
+        peer = create_model("basic_unet", 1, 1, n_filters=16)
+        res["predict"] = {
+            "default": predict_rate(work, n, args.size, []),
+            "peer_forward_img_s": 16 / infer_seconds(peer, x, "fp32", args.min_s),
+        }
+    if "pipeline" in only:
+        pipe: dict[str, Any] = {}
+        case = args.data / "brats2021-sample" / "BraTS2021_00006"
+        if case.is_dir() and not q:
+            pipe["brats_155_slices_s"] = pipeline_seconds(
+                work, [case], 4, ["WT", "TC", "ET"], "brats", []
+            )
+        lgg = lgg_patient(args.data / "lgg-mri-segmentation")
+        if lgg:
+            pipe["lgg_patient_slices"] = len(lgg)
+            pipe["lgg_patient_s"] = pipeline_seconds(work, lgg, 3, ["tumor"], "lgg", [])
+        res["pipeline"] = pipe
+    res["seconds"] = time.perf_counter() - started
+    res["targets"] = targets(res)
+    report(res, write=not args.no_write)
+
+
+def _row(res: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((r for r in res.get("nets", []) if r["model"] == name), {})
+
+
+def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and met / not met."""
+    out = []
+
+    def add(what: str, value: float | None, goal: float, lower: bool = False) -> None:
+        met = None if value is None else (value <= goal if lower else value >= goal)
+        out.append({"target": what, "value": value, "goal": goal, "met": met})
+
+    unet, peer, cnn = _row(res, "unet"), _row(res, PEER), _row(res, "custom_cnn")
+    if unet and peer:
+        best_train = max(unet.get(f"train_{v}") or 0 for v in TRAIN_VARIANTS)
+        add("unet train / BasicUNet fp32 train", best_train / peer["train_fp32"], 2.0)
+        add(
+            "unet infer / BasicUNet fp32 infer",
+            unet[f"infer_{unet['best_infer']}"] / peer["infer_fp32"],
+            2.0,
+        )
+    if "engine" in res:
+        eng, raw = res["engine"]["default"]["img_s"], res["raw"]
+        add("engine train / raw unet bf16+cl train", eng / raw["unet_train_bf16_cl"], 0.8)
+        add("engine train / BasicUNet fp32 raw loop", eng / raw["peer_train_fp32"], 1.6)
+    if "predict" in res:
+        pr = res["predict"]
+        add(
+            "predict 240 PNG / BasicUNet fp32 forward loop",
+            pr["default"]["img_s"] / pr["peer_forward_img_s"],
+            1.0,
+        )
+    if cnn:
+        add("custom_cnn inference img/s (128 px)", cnn[f"infer_{cnn['best_infer']}"], 1500)
+    if res.get("pipeline", {}).get("brats_155_slices_s") is not None:
+        add(
+            "pipeline, 155-slice BraTS case (s)",
+            res["pipeline"]["brats_155_slices_s"],
+            5.0,
+            lower=True,
+        )
+    return out
+
+
+def report(res: dict[str, Any], write: bool) -> None:
+    tables = []
+    if res.get("nets"):
+        hdr = [
+            "network",
+            "GFLOP/img",
+            "infer fp32",
+            "cl",
+            "bf16",
+            "bf16+cl",
+            "ORT",
+            "compile",
+            "best",
+            "lat. b1 ms (fp32/best)",
+            "train fp32",
+            "cl",
+            "bf16",
+            "bf16+cl",
+            "peak MB (train)",
+            "GFLOP/s (best infer)",
+            "% of peak",
+            "max |Δ| bf16+cl",
+        ]
+        rows = [
+            [
+                r["model"],
+                fmt(r["gflop_per_img"], 2),
+                *(fmt(r.get(f"infer_{v}"), 1) for v in (*INFER_VARIANTS, "compile")),
+                r["best_infer"],
+                f"{r['latency_ms_fp32']:.1f}/{r['latency_ms_best']:.1f}",
+                *(fmt(r.get(f"train_{v}"), 1) for v in TRAIN_VARIANTS),
+                fmt(r["peak_mb_train_fp32"], 0),
+                fmt(r["gflops_infer_best"], 1),
+                fmt(100 * r["peak_share_infer"], 0),
+                fmt(r.get("diff_bf16_cl"), 3),
+            ]
+            for r in res["nets"]
+        ]
+        tables.append(markdown_table(hdr, rows))
+    if res.get("scaling"):
+        tables.append(
+            markdown_table(
+                ["unet size", "batch", "variant", "infer img/s"],
+                [
+                    [r["size"], r["batch"], r["variant"], fmt(r["infer_img_s"], 1)]
+                    for r in res["scaling"]
+                ],
+            )
+        )
+    if res.get("engine"):
+        tables.append(
+            markdown_table(
+                ["engine run", "train imgs", "epochs", "fit s", "img/s"],
+                [
+                    [k, v["n_train"], v["epochs"], fmt(v["train_seconds"], 1), fmt(v["img_s"], 1)]
+                    for k, v in res["engine"].items()
+                ],
+            )
+        )
+    tgt = markdown_table(
+        ["target", "measured", "goal", "met"],
+        [
+            [
+                t["target"],
+                fmt(t["value"], 2),
+                t["goal"],
+                {True: "yes", False: "NO", None: "–"}[t["met"]],
+            ]
+            for t in res["targets"]
+        ],
+    )
+    tables.append(tgt)
+    other = {
+        k: res[k]
+        for k in ("matmul_peak_gflops", "raw", "predict", "pipeline", "seconds")
+        if k in res
+    }
+    print("\n\n".join(tables))
+    print(other)
+    if write:
+        name = "speed_quick" if res["quick"] else "speed"
+        path = write_result(name, res)
+        notes = (
+            f"Matmul peak GFLOP/s: {fmt(res['matmul_peak_gflops']['fp32'], 0)} fp32, "
+            f"{fmt(res['matmul_peak_gflops']['bf16'], 0)} bf16. Throughput in img/s at batch "
+            f"{res['nets'][0]['batch'] if res.get('nets') else '-'}; other figures: {other}. "
+            f"Raw numbers: `{path.relative_to(path.parents[2])}`."
+        )
+        append_markdown(
+            "Speed" + (" (quick smoke run)" if res["quick"] else ""), "\n\n".join(tables), notes
+        )
+
+
+if __name__ == "__main__":
+    main()
