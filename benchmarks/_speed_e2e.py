@@ -50,13 +50,14 @@ def engine_rate(
     )
     metrics = train(cfg, out, force=True)
     metrics = json.loads((out / "metrics.json").read_text())
-    n_train = len(json.loads((out / "splits.json").read_text())["train"])
+    n_train = json.loads((out / "splits.json").read_text())["counts"]["train"]
+    seen = (n_train // 16) * 16 if n_train > 16 else n_train  # the loader drops a last part
     seconds = float(metrics["train_seconds"])
     return {
         "n_train": n_train,
         "epochs": epochs,
         "train_seconds": seconds,
-        "img_s": n_train * epochs / seconds,
+        "img_s": seen * epochs / seconds,
         "settings": sets,
     }
 

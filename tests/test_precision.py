@@ -29,7 +29,7 @@ def _net(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     seg = model_entry(name).task == "segmentation"
     model = create_model(name, in_channels=1, num_classes=1 if seg else 3).eval()
-    size = 32 if name not in ("alexnet", "vgg16", "vgg16_ft", "resnet50") else 64
+    size = 64 if name in HEAVY else 32
     return model, torch.randn(2, 1, size, size)
 
 
@@ -37,7 +37,13 @@ def _logits(out: object) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out  # type: ignore[index,return-value]
 
 
-@pytest.mark.parametrize("name", list_models())
+HEAVY = {"alexnet", "vgg16", "vgg16_ft", "resnet50"}  # seconds each on 2 busy cores
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models()],
+)
 def test_fast_paths_match_eager_fp32(name: str) -> None:
     model, x = _net(name)
     with torch.inference_mode():

@@ -129,19 +129,42 @@ def predict_inputs(
         raise DataError(f"--out {out} is a file; choose a folder for the masks and overlays")
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
-    for p in images:
-        results.append(_segment_image(predictor, p, out, used))
+    results += _segment_images(predictor, images, out, used)
     results += _segment_volumes(predictor, volumes, out, used)
     return results
 
 
-def _segment_image(predictor: Predictor, path: Path, out: Path, used: set[str]) -> dict[str, Any]:
+def _segment_images(
+    predictor: Predictor, paths: list[Path], out: Path, used: set[str], batch: int = 16
+) -> list[dict[str, Any]]:
+    """Segment image files in batches; masks and overlays are written by a helper thread.
+
+    The network runs on whole batches (one image at a time wastes most of a CPU's
+    throughput), and drawing the overlays (matplotlib, Python-bound) overlaps with
+    the next batch's forward pass, which releases the GIL.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: list[Future[dict[str, Any]]] = []
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for i in range(0, len(paths), batch):
+            chunk = paths[i : i + batch]
+            images = [read_input_image(predictor, p) for p in chunk]
+            probs = predictor.predict_images(images, batch_size=batch)
+            for path, image, prob in zip(chunk, images, probs, strict=True):
+                stem = _unique(out, path.stem, used)  # here: names follow the input order
+                mask = predictor.masks(prob)
+                pending.append(
+                    writer.submit(_write_image_outputs, predictor, path, image, mask, out, stem)
+                )
+        return [f.result() for f in pending]
+
+
+def _write_image_outputs(
+    predictor: Predictor, path: Path, image: np.ndarray, mask: np.ndarray, out: Path, stem: str
+) -> dict[str, Any]:
     from braintumor.reports.overlay import save_overlay
 
-    image = read_input_image(predictor, path)
-    probs = predictor.predict_images([image])[0]
-    mask = predictor.masks(probs)
-    stem = _unique(out, path.stem, used)
     masks = _write_png_masks(mask, out, stem, predictor.names)
     overlay = save_overlay(
         image, mask, out / f"{stem}_overlay.png", predictor.names, title=path.name
