@@ -146,7 +146,9 @@ class BrainTumorModule(L.LightningModule):
         self._sync(self.train_eval)
         train = scalar_metrics(self.train_eval.compute())
         logged = {f"train_{k}": v for k, v in train.items() if k not in COUNT_KEYS}
-        self.log_dict(logged)  # already whole-split on every rank
+        # Already whole-split and equal on every rank; sync_dist (a mean of equal values)
+        # only keeps Lightning from warning about unsynced epoch metrics under DDP.
+        self.log_dict(logged, sync_dist=True)
         row: dict[str, float] = {"epoch": float(self.current_epoch), "lr": self._epoch_lr}
         for key, value in sorted(self.trainer.callback_metrics.items()):
             if key.startswith(("train_", "val_")):
@@ -179,7 +181,7 @@ class BrainTumorModule(L.LightningModule):
         # as the worst value, whereas a missing key would abort training.
         metrics.setdefault(self.task.monitor, math.nan)
         logged = {f"val_{k}": v for k, v in metrics.items() if k not in COUNT_KEYS}
-        self.log_dict(logged)  # identical on every rank: nothing to reduce
+        self.log_dict(logged, sync_dist=True)  # equal on every rank (see above)
 
     # -- optimisation ----------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:
