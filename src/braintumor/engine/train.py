@@ -5,13 +5,19 @@ which Lightning detects from the environment); only global rank 0 writes files.
 The test split never influences training: the checkpoint, early stopping and the
 plateau scheduler all watch the validation monitor, and the test split is
 evaluated once, after training, with the best validation weights.
+
+A run is built in a partial folder beside ``out`` and swapped in only when complete
+(``engine/staging.py``), with a resume checkpoint every epoch (``engine/resume.py``):
+``resume(out)`` continues a killed or interrupted run, and a killed ``--force``
+retrain leaves the old run as it was.
 """
 
 from __future__ import annotations
 
 import copy
 import shutil
-import time
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,18 +27,30 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from braintumor.config import Config, save_config
+from braintumor.config import Config, load_config, save_config
 from braintumor.data import DatasetFormat, Record
-from braintumor.engine import runs
-from braintumor.engine.checks import check_config, probe_model
+from braintumor.engine import runs, staging
+from braintumor.engine.checks import build_model, check_config, check_memory, probe_model
 from braintumor.engine.data import (
     build_data,
     class_weights,
+    open_format,
+    subsample,
 )
 from braintumor.engine.evaluate import evaluate_model, pick_device
+from braintumor.engine.guards import FiniteLossGuard, NonFiniteLoss
 from braintumor.engine.module import BrainTumorModule
+from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_checkpoint, read_progress
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
+from braintumor.errors import BrainTumorError, ConfigError
+
+
+class TrainingInterrupted(BrainTumorError):
+    """Ctrl+C during training: the last complete epoch is saved and can be resumed."""
+
+    exit_code = 130
+    prefix = "interrupted"
 
 
 def train(
@@ -48,7 +66,8 @@ def train(
         cfg: the run configuration (not modified).
         out: run folder; with ``cfg.folds > 1`` it receives ``fold_<i>/`` run folders
             and ``cv_metrics.json``.
-        force: replace a run folder that already holds a trained model.
+        force: replace a run folder that already holds a trained model (or discard an
+            unfinished run of ``out`` that could be resumed).
         callbacks: extra Lightning callbacks (e.g. for tests or custom logging).
 
     Returns:
@@ -56,19 +75,111 @@ def train(
     """
     cfg = copy.deepcopy(cfg)
     check_config(cfg)
-    # Refuse a bad --out now, but replace an old run (--force) only once the data and
-    # the model have been checked: a run that fails early leaves the old one intact.
+    out = Path(out).expanduser()
+    staging.recover(out)
+    # Refuse a bad --out now; the old run is replaced only once the new one is complete.
     out = runs.check_run_dir(out, force)
+    work = staging.partial_dir(out)
+    if resumable(work) and not force:
+        raise ConfigError(
+            f"{out} has an unfinished run ({_progress(work)}, in {work}); continue it with "
+            f"'braintumor train --resume {out}', or pass --force to discard it and start over"
+        )
+    made: list[bool] = []
 
     def make_room() -> None:
         if rank_zero_only.rank == 0:
-            runs.prepare_run_dir(out, force)
+            staging.discard(work)
+            work.mkdir(parents=True)
+            if cfg.folds > 1:  # the folds' own configs say folds=0; --resume needs this one
+                save_config(cfg, work / runs.CONFIG_FILE)
+        made.append(True)
 
-    if cfg.folds > 1:
-        from braintumor.engine.crossval import cross_validate
+    return _run(cfg, out, work, callbacks, make_room, made, resume=False)
 
-        return cross_validate(cfg, out, callbacks=callbacks, before_write=make_room)
-    fit_run(cfg, out, callbacks=callbacks, before_write=make_room)
+
+def resume(out: str | Path, *, callbacks: Sequence[Callback] = ()) -> Path:
+    """Continue the unfinished run of ``out`` from its last epoch checkpoint.
+
+    The run continues with the config it was started with (its saved ``config.yaml``):
+    weights, optimiser, scheduler, early stopping, random streams and the training
+    time already spent are restored, so the result is the one an uninterrupted run
+    would have given.
+    """
+    out = Path(out).expanduser()
+    staging.recover(out)
+    work = staging.partial_dir(out)
+    if not resumable(work):
+        if runs.holds_model(out):
+            raise ConfigError(
+                f"run {out} is complete, there is nothing to resume; train a new one with "
+                "--force to replace it"
+            )
+        raise ConfigError(
+            f"{out} has no unfinished run to resume (no epoch checkpoint in {work}: the run "
+            f"never finished an epoch, or never started); train it again with --out {out}"
+        )
+    cfg = load_config(work / runs.CONFIG_FILE)
+    check_config(cfg)
+    return _run(cfg, out, work, callbacks, None, [True], resume=True)
+
+
+def resumable(work: Path) -> bool:
+    """True when ``work`` (a partial run folder) holds an epoch checkpoint or a finished fold."""
+    if not work.is_dir():
+        return False
+    if last_checkpoint(work).is_file():
+        return True
+    folds = [p for p in work.glob("fold_*") if p.is_dir()]
+    return any(last_checkpoint(p).is_file() or runs.holds_model(p) for p in folds)
+
+
+def _progress(work: Path) -> str:
+    ckpt = last_checkpoint(work)
+    if ckpt.is_file():
+        try:
+            return f"{read_progress(ckpt)['epochs']} epoch(s) saved"
+        except Exception:  # noqa: BLE001 - only for the message
+            return "an epoch checkpoint"
+    return "finished folds"
+
+
+def _run(
+    cfg: Config,
+    out: Path,
+    work: Path,
+    callbacks: Sequence[Callback],
+    before_write: Callable[[], None] | None,
+    made: list[bool],
+    *,
+    resume: bool,
+) -> Path:
+    try:
+        if cfg.folds > 1:
+            from braintumor.engine.crossval import cross_validate
+
+            cross_validate(cfg, work, callbacks=callbacks, before_write=before_write, resume=resume)
+        else:
+            fit_run(cfg, work, callbacks=callbacks, before_write=before_write, resume=resume)
+    except NonFiniteLoss:
+        if rank_zero_only.rank == 0:
+            staging.discard(work)  # resuming would diverge again: nothing worth keeping
+        raise
+    except KeyboardInterrupt:
+        if resumable(work):
+            raise TrainingInterrupted(
+                f"training stopped by Ctrl+C; {_progress(work)} in {work}; continue with: "
+                f"braintumor train --resume {out}"
+            ) from None
+        if made and rank_zero_only.rank == 0:
+            staging.discard(work)
+        raise
+    except BaseException:
+        if made and not resumable(work) and rank_zero_only.rank == 0:
+            staging.discard(work)  # a run that failed before its first epoch ended
+        raise
+    if rank_zero_only.rank == 0:
+        staging.swap_in(work, out)
     return out
 
 
@@ -88,30 +199,37 @@ def fit_run(
     splits: dict[str, list[Record]] | None = None,
     callbacks: Sequence[Callback] = (),
     before_write: Callable[[], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train one model on one split assignment and write its run folder.
 
     Args:
+        out: the folder the run is built in (``train`` passes the partial folder).
         before_write: called once everything has been checked (data decoded, model
             probed, trainer built) and just before the first file is written; training
-            uses it to clear the run folder that ``--force`` replaces.
+            uses it to clear the partial folder of a run that ``--force`` discards.
+        resume: continue from ``out``'s epoch checkpoint, on the splits it saved.
 
     Returns:
         The test metrics (empty on ranks other than 0).
     """
-    from braintumor.data.splits import save_splits
-    from braintumor.models.registry import count_params, create_model
+    from braintumor.data.splits import load_splits, save_splits
+    from braintumor.models.registry import count_params
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    ckpt_path = last_checkpoint(out) if resume and last_checkpoint(out).is_file() else None
+    if ckpt_path is not None and splits is None:
+        fmt = fmt or open_format(cfg.data.spec, cfg.data.options)
+        records = subsample(fmt.records(), cfg.data.limit, cfg.seed)
+        splits = load_splits(out / runs.SPLITS_FILE, records)
     data = build_data(cfg, splits=splits, fmt=fmt)
     task: Task = create_task(cfg.task, data.names, cfg.threshold, cfg.trainer.monitor)
     # The resolved config: what was actually used, so the run can be reproduced.
     cfg.data.channels, cfg.data.crop = data.channels, data.crop
     cfg.loss = cfg.loss or task.default_loss
+    check_memory(cfg, data.channels, len(data.fmt.mask_channels))
     probe_model(cfg, data.channels, task.num_outputs)  # a size the model cannot take: now
-    model = create_model(
-        cfg.model.name, in_channels=data.channels, num_classes=task.num_outputs, **cfg.model.kwargs
-    )
+    model = build_model(cfg, data.channels, task.num_outputs)
     if cfg.model.pretrained:
         from braintumor.models.pretrained import load_pretrained
 
@@ -141,25 +259,35 @@ def fit_run(
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    extra: list[Callback] = [ckpt, *callbacks]
+    augment = getattr(train_loader.dataset, "transform", None)
+    epoch_ckpt = EpochCheckpoint(last_checkpoint(out), augment=augment)
+    # Checkpoint callbacks run last, in this order: the resume checkpoint must come
+    # after the best-epoch one, whose state it saves.
+    extra: list[Callback] = [FiniteLossGuard(cfg), ckpt, epoch_ckpt, *callbacks]
     if cfg.trainer.patience > 0:
         extra.append(
             EarlyStopping(
                 monitor=f"val_{task.monitor}", mode=task.monitor_mode, patience=cfg.trainer.patience
             )
         )
+    resume_step = read_progress(ckpt_path)["global_step"] if ckpt_path is not None else None
     trainer = build_trainer(
-        cfg, out, extra, freeze=cfg.model.freeze_epochs > 0, batches_per_epoch=len(train_loader)
+        cfg,
+        out,
+        extra,
+        freeze=cfg.model.freeze_epochs > 0,
+        batches_per_epoch=len(train_loader),
+        resume_step=resume_step,
     )
     if before_write is not None:
         before_write()
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and ckpt_path is None:
+        _clear_run_files(out)  # e.g. a fold killed before its first checkpoint
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / runs.CONFIG_FILE)
         save_splits(data.splits, out / runs.SPLITS_FILE)
-    start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader)
-    seconds = time.perf_counter() - start
+    _fit(trainer, module, train_loader, val_loader, ckpt_path)
+    seconds = epoch_ckpt.train_seconds
     if not trainer.is_global_zero:
         return {}
 
@@ -177,7 +305,8 @@ def fit_run(
             selected="best",
             best_val=float(best) if best is not None else None,
         )
-        shutil.rmtree(Path(ckpt.best_model_path).parent, ignore_errors=True)
+    # The run is trained: its checkpoints (best, resume) are not part of the run folder.
+    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
     metrics = evaluate_model(
         model, task, test_loader, plain_loss, device=pick_device(cfg.trainer.accelerator)
@@ -192,6 +321,45 @@ def fit_run(
     )
     _write_outputs(cfg, out, model, task, data, module.history, metrics)
     return metrics
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    train_loader: Any,
+    val_loader: Any,
+    ckpt_path: Path | None,
+) -> None:
+    """``trainer.fit``, turning Lightning's handling of Ctrl+C back into KeyboardInterrupt.
+
+    On Ctrl+C Lightning runs its shutdown, ignores SIGINT from then on and calls
+    ``sys.exit(1)``; the caller needs to know it was an interrupt (to print the resume
+    command), and the process needs Ctrl+C back.
+    """
+    try:
+        trainer.fit(
+            module,
+            train_loader,
+            val_loader,
+            ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
+            weights_only=True,  # our own checkpoint holds tensors and numbers only
+        )
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from None
+
+
+def _clear_run_files(out: Path) -> None:
+    """Remove the files a run writes (only those) from ``out``."""
+    for name in runs.RUN_ARTIFACTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _write_outputs(
@@ -230,4 +398,4 @@ def _write_outputs(
         )
 
 
-__all__ = ["check_config", "fit_run", "train"]
+__all__ = ["TrainingInterrupted", "check_config", "fit_run", "resume", "resumable", "train"]
