@@ -19,9 +19,9 @@ from safetensors.torch import load_file
 from braintumor.config import Config
 from braintumor.engine import staging
 from braintumor.engine.guards import NonFiniteLoss
-from braintumor.engine.runs import load_run
 from braintumor.engine.train import TrainingInterrupted, resume, train
 from braintumor.errors import ConfigError
+from braintumor.inference.runs import load_run
 from tests.engine.test_engine_training import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]

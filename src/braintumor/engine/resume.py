@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
-from braintumor.engine import runs
+from braintumor.inference import runs
 
 LAST_CHECKPOINT = "last.ckpt"
 _KEY = "braintumor_resume"
@@ -153,7 +153,10 @@ def read_progress(path: Path) -> dict[str, Any]:
     """``{"epochs", "global_step"}`` of a resume checkpoint: epochs complete, steps taken."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     # Written at the end of an epoch, whose (0-based) index Lightning stores as "epoch".
-    return {"epochs": int(ckpt.get("epoch", -1)) + 1, "global_step": int(ckpt.get("global_step", 0))}
+    return {
+        "epochs": int(ckpt.get("epoch", -1)) + 1,
+        "global_step": int(ckpt.get("global_step", 0)),
+    }
 
 
 __all__ = ["EpochCheckpoint", "LAST_CHECKPOINT", "checkpoint_dir", "last_checkpoint"]

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from braintumor.atomic import write_text_atomic
-from braintumor.engine import runs
+from braintumor.inference import runs
 
 _MANIFEST = ".swap.json"  # written when the partial run is complete; lists its entries
 _REPLACED = ".replaced"  # the old run's files, moved aside during the swap

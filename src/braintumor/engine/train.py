@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from braintumor.config import Config, load_config, save_config
 from braintumor.data import DatasetFormat, Record
-from braintumor.engine import runs, staging
+from braintumor.engine import staging
 from braintumor.engine.checks import build_model, check_config, check_memory, probe_model
 from braintumor.engine.data import (
     build_data,
@@ -44,6 +44,7 @@ from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_check
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
 from braintumor.errors import BrainTumorError, ConfigError
+from braintumor.inference import runs
 
 
 class TrainingInterrupted(BrainTumorError):
