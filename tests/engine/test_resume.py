@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Timer
 from safetensors.torch import load_file
 
 from braintumor.config import Config
@@ -61,6 +62,16 @@ class StopInEpoch(L.Callback):
             raise self.exc
 
 
+class TimerAtStart(L.Callback):
+    """Reads the training time Lightning's ``Timer`` (``max_time``) counts at fit start."""
+
+    elapsed = -1.0
+
+    def on_train_start(self, trainer: L.Trainer, *args: object) -> None:
+        timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+        self.elapsed = timer.time_elapsed("train")
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """An uninterrupted run of RESUMABLE, and the temp folder holding its data cache."""
@@ -78,6 +89,7 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import lightning as L
+from lightning.pytorch.callbacks import Timer
     import torch
     torch.set_num_threads(1)
     from braintumor.engine.train import train
@@ -157,7 +169,9 @@ def test_ctrl_c_saves_and_resume_is_bit_identical(
     with pytest.raises(TrainingInterrupted, match=f"braintumor train --resume {out}"):
         train(resumable_config(cache_tmp), out, callbacks=[StopInEpoch(1)])
     assert not out.exists()  # nothing is written to the run folder before the run is done
-    resume(out)
+    budget = TimerAtStart()
+    resume(out, callbacks=[budget])
+    assert budget.elapsed > 0  # trainer.max_minutes counts the first session's time
     assert same_weights(ref, out)
     assert (ref / "history.csv").read_text() == (out / "history.csv").read_text()
     with pytest.raises(ConfigError, match="complete, there is nothing to resume"):
@@ -192,7 +206,7 @@ def test_real_sigint_in_the_cli_prints_the_resume_command(tmp_path: Path) -> Non
     assert proc.returncode == 130
     text = err.decode()
     assert "Traceback" not in text
-    assert "interrupted: training stopped by Ctrl+C" in text
+    assert "interrupted: training interrupted" in text
     assert f"continue with: braintumor train --resume {out}" in text
     assert not out.exists() and ckpt.is_file()
     with pytest.raises(ConfigError, match="unfinished run"):
@@ -201,6 +215,31 @@ def test_real_sigint_in_the_cli_prints_the_resume_command(tmp_path: Path) -> Non
     assert not staging.partial_dir(out).exists()
     logs = sorted((out / "logs").rglob("events.*"))
     assert len(logs) <= 1  # the interrupted run's events did not follow into the new run
+
+
+class StopInSecondFit(L.Callback):
+    """Ctrl+C in epoch 1 of the second fold of a cross-validation."""
+
+    fits = 0
+
+    def on_fit_start(self, trainer: L.Trainer, *args: object) -> None:
+        self.fits += 1
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if self.fits == 2 and trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_cross_validation_resumes_the_unfinished_fold(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, **{**RESUMABLE, "folds": 2, "trainer.epochs": 2})
+    ref = train(cfg, tmp_path / "ref")
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, tmp_path / "cv", callbacks=[StopInSecondFit()])
+    out = resume(tmp_path / "cv")
+    for fold in ("fold_0", "fold_1"):
+        assert same_weights(ref / fold, out / fold)
+    assert (out / "cv_metrics.json").is_file()
 
 
 def test_failure_before_first_epoch_leaves_nothing(tmp_path: Path) -> None:

@@ -169,8 +169,8 @@ def _run(
     except KeyboardInterrupt:
         if resumable(work):
             raise TrainingInterrupted(
-                f"training stopped by Ctrl+C; {_progress(work)} in {work}; continue with: "
-                f"braintumor train --resume {out}"
+                f"training interrupted (Ctrl+C or SIGTERM); {_progress(work)} in {work}; "
+                f"continue with: braintumor train --resume {out}"
             ) from None
         if made and rank_zero_only.rank == 0:
             staging.discard(work)
