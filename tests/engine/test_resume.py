@@ -89,7 +89,6 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import lightning as L
-from lightning.pytorch.callbacks import Timer
     import torch
     torch.set_num_threads(1)
     from braintumor.engine.train import train

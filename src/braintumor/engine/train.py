@@ -15,6 +15,7 @@ retrain leaves the old run as it was.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import signal
 import threading
@@ -81,6 +82,11 @@ def train(
     # Refuse a bad --out now; the old run is replaced only once the new one is complete.
     out = runs.check_run_dir(out, force)
     work = staging.partial_dir(out)
+    if work.parent.is_dir() and not os.access(work.parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot build the run beside {out}: {work.parent} is not writable (a run is "
+            "built there and moved in when complete); choose another --out"
+        )
     if resumable(work) and not force:
         raise ConfigError(
             f"{out} has an unfinished run ({_progress(work)}, in {work}); continue it with "
