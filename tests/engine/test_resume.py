@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -23,7 +24,7 @@ from braintumor.engine.guards import NonFiniteLoss
 from braintumor.engine.train import TrainingInterrupted, resume, train
 from braintumor.errors import ConfigError
 from braintumor.inference.runs import load_run
-from tests.engine.test_engine_training import tiny_config
+from tests.engine.test_engine_training import _Scripted, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 # Three epochs, the best one chosen on val ECE, a continuous metric (so the saved
@@ -92,7 +93,7 @@ CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from braintumor.engine.train import train
-    from tests.engine.test_engine_training import tiny_config
+    from tests.engine.test_engine_training import _Scripted, tiny_config
     from tests.engine.test_resume import RESUMABLE
 
     class Block(L.Callback):
@@ -239,6 +240,28 @@ def test_cross_validation_resumes_the_unfinished_fold(tmp_path: Path) -> None:
     for fold in ("fold_0", "fold_1"):
         assert same_weights(ref / fold, out / fold)
     assert (out / "cv_metrics.json").is_file()
+
+
+class ScriptedMonitor(L.Callback):
+    """Val balanced accuracy 0.2, 0.9, 0.1, ...: patience 1 stops after the third epoch."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        pl_module.val_eval = _Scripted(pl_module.val_eval, [0.2, 0.9, 0.1, 0.95, 0.95])
+
+
+class InterruptAfterTraining(L.Callback):
+    def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
+        raise KeyboardInterrupt
+
+
+def test_resume_after_early_stopping_does_not_train_on(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, **{"trainer.epochs": 5, "trainer.patience": 1})
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="3 epoch"):
+        train(cfg, out, callbacks=[ScriptedMonitor(), InterruptAfterTraining()])
+    resume(out, callbacks=[ScriptedMonitor()])
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 3
+    assert json.loads((out / "metrics.json").read_text())["best_epoch"] == 1
 
 
 def test_failure_before_first_epoch_leaves_nothing(tmp_path: Path) -> None:
