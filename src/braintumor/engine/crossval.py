@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 
 from braintumor.config import Config
 from braintumor.engine.data import open_format, subsample
+from braintumor.engine.fit import fit_run
 from braintumor.engine.resume import last_checkpoint
 from braintumor.engine.tasks import COUNT_KEYS, scalar_metrics
 from braintumor.inference import runs
@@ -62,7 +63,6 @@ def cross_validate(
     fold continues from its epoch checkpoint and the others are trained.
     """
     from braintumor.data.splits import kfold_splits
-    from braintumor.engine.train import fit_run
 
     fmt = open_format(cfg.data.spec, cfg.data.options)
     records = subsample(fmt.records(), cfg.data.limit, cfg.seed)
