@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, every path")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"sections: {','.join(SECTIONS)}")
     p.add_argument("--models", default=None, help="comma-separated network names (default: all)")
-    p.add_argument("--compile", default="unet,custom_cnn", help="networks to torch.compile")
+    p.add_argument("--compile", default="unet", help='networks to torch.compile ("" for none)')
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--no-write", action="store_true", help="print only (no JSON / BENCHMARKS.md)")

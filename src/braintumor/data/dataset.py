@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from braintumor.data import preprocess
 from braintumor.data.base import DatasetFormat, Record
@@ -213,10 +213,10 @@ class SliceDataset(Dataset):
         self.labels = np.load(self.cache_path / "labels.npy")
         if len(self._images) != len(self.records):
             raise DataError(f"cache {self.cache_path} is inconsistent; delete it and rerun")
-        if _fits_in_memory(
-            self._images.nbytes + (0 if self._masks is None else self._masks.nbytes)
-        ):
-            # Held in RAM: a batch is then one fancy-indexing copy, not page faults per item.
+        nbytes = self._images.nbytes + (0 if self._masks is None else self._masks.nbytes)
+        # Held in RAM: a batch is then one fancy-indexing copy, not page faults per item.
+        # Not in DataLoader workers: each would hold its own copy (memory maps share pages).
+        if get_worker_info() is None and _fits_in_memory(nbytes):
             self._images = np.ascontiguousarray(self._images)
             if self._masks is not None:
                 self._masks = np.ascontiguousarray(self._masks)
