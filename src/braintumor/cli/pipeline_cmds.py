@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from braintumor.atomic import new_folder
 from braintumor.cli.app import app
 from braintumor.errors import ConfigError
 
@@ -98,9 +99,11 @@ def pipeline(
     if inputs:
         from braintumor.pipeline.run import run_pipeline
 
-        for summary in run_pipeline(
-            classifier, segmenter, inputs, out, threshold, device=device, show_progress=progress
-        ):
+        with new_folder(out):  # a failed run leaves no empty --out behind
+            summaries = run_pipeline(
+                classifier, segmenter, inputs, out, threshold, device=device, show_progress=progress
+            )
+        for summary in summaries:
             typer.echo(_describe(summary))
         typer.echo(f"findings (masks, overlays, JSON) in {out}")
 

@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from braintumor.atomic import new_folder
 from braintumor.cli.app import app
+from braintumor.errors import ConfigError
 
 _out = Console()
 
@@ -199,6 +201,11 @@ def evaluate(
     from braintumor.cli.data_cmds import parse_options
     from braintumor.engine.evaluate import evaluate_run
 
+    if option and data is None:  # the run's own data is read with its saved options
+        raise ConfigError(
+            "--option applies to the data set given with --data; without --data the run "
+            "is evaluated on its own data with the options it was trained on"
+        )
     metrics = evaluate_run(run, data_spec=data, split=split, options=parse_options(option))
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -235,7 +242,8 @@ def predict(
             out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out / "predictions.json", json.dumps(results, indent=2) + "\n")
     else:
-        results = predict_inputs(predictor, inputs, out or (run / "predictions"))
+        with new_folder(out or (run / "predictions")):  # a failure leaves no empty --out
+            results = predict_inputs(predictor, inputs, out or (run / "predictions"))
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

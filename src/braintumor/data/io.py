@@ -14,11 +14,22 @@ to [0, 1].
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from braintumor.data.limits import (
+    check_affine,
+    check_dtype,
+    check_finite,
+    check_pixels,
+    check_voxels,
+)
 from braintumor.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -112,11 +123,15 @@ def _channels_first(a: np.ndarray, path: Path) -> np.ndarray:
     raise DataError(f"{path}: image has {a.ndim} dimensions {a.shape}; expected a 2D image")
 
 
-def _decode_pil(path: Path) -> np.ndarray:
+def _decode_pil(path: Path, limit: int | None) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL's bomb warning: we check the size ourselves
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            check_pixels(path, (im.height, im.width), limit)  # before decoding: bombs
             im.load()  # decode fully now: a truncated file fails here, not later
             mode = im.mode
             if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -128,6 +143,10 @@ def _decode_pil(path: Path) -> np.ndarray:
             return np.asarray(im).copy()
     except DataError:
         raise
+    except Image.DecompressionBombError as exc:  # over PIL's own (higher) limit
+        raise DataError(
+            f"{path}: {exc}; a decompression bomb or a wrong file, downsample it"
+        ) from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ...
         raise DataError(
             f"{path}: cannot decode image ({type(exc).__name__}: {exc}); the file is "
@@ -135,11 +154,37 @@ def _decode_pil(path: Path) -> np.ndarray:
         ) from None
 
 
-def _decode_tiff(path: Path) -> np.ndarray:
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    # tifffile logs header inconsistencies at ERROR level; our DataError already says
+    # what is wrong, and the CLI promises one line.
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _decode_tiff(path: Path, limit: int | None) -> np.ndarray:
     import tifffile
 
     try:
-        return np.asarray(tifffile.imread(path))
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                raise DataError(f"{path}: the TIFF holds no image; re-export it")
+            # Declared shape and type first: a 0 x 0 or a 30000 x 30000 header is
+            # refused here, before any strip is decompressed.
+            page = tif.pages[0]
+            check_pixels(path, page.shape, limit)
+            if page.dtype is not None:
+                check_dtype(path, page.dtype)
+            series = tif.series[0]
+            check_pixels(path, series.shape, limit)  # all pages of a stack together
+            return np.asarray(series.asarray())
+    except DataError:
+        raise
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, ...
         raise DataError(
             f"{path}: cannot decode TIFF ({type(exc).__name__}: {exc}); the file is "
@@ -147,12 +192,25 @@ def _decode_tiff(path: Path) -> np.ndarray:
         ) from None
 
 
-def _decode_dicom(path: Path) -> tuple[np.ndarray, Any]:
+def _check_dicom_size(path: Path, ds: Any, limit: int | None) -> None:
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    try:
+        shape = (frames * int(ds.Rows), int(ds.Columns))
+    except (AttributeError, TypeError, ValueError):
+        raise DataError(f"{path}: DICOM without Rows/Columns; is it an image?") from None
+    check_pixels(path, shape, limit)
+
+
+def _decode_dicom(path: Path, limit: int | None) -> tuple[np.ndarray, Any]:
     import pydicom
 
     try:
         ds = pydicom.dcmread(path)
+        if "PixelData" in ds:
+            _check_dicom_size(path, ds, limit)
         pixels = ds.pixel_array
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(
             f"{path}: cannot read DICOM pixels ({type(exc).__name__}: {exc}); the file is "
@@ -173,16 +231,16 @@ def _dicom_to_float(pixels: np.ndarray, ds: Any) -> np.ndarray:
     return a
 
 
-def _read_raw(path: str | Path) -> tuple[np.ndarray, Path]:
+def _read_raw(path: str | Path, limit: int | None) -> tuple[np.ndarray, Path]:
     """Decoded pixels as stored (no scaling) and the checked path."""
     p = _existing(path)
     ext = _suffix(p)
     if ext in (".tif", ".tiff"):
-        return _decode_tiff(p), p
+        return _decode_tiff(p, limit), p
     if ext in IMAGE_EXTENSIONS:
-        return _decode_pil(p), p
+        return _decode_pil(p, limit), p
     if ext in DICOM_EXTENSIONS:
-        pixels, ds = _decode_dicom(p)
+        pixels, ds = _decode_dicom(p, limit)
         if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
             raise DataError(f"{p}: multi-frame DICOM; read it with read_dicom_series/a volume")
         return _dicom_to_float(pixels, ds), p
@@ -194,31 +252,43 @@ def _read_raw(path: str | Path) -> tuple[np.ndarray, Path]:
     )
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a 2D image as float32 C x H x W in [0, 1] (C = 1 or 3; alpha dropped)."""
-    raw, p = _read_raw(path)
+def read_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a 2D image as float32 C x H x W in [0, 1] (C = 1 or 3; alpha dropped).
+
+    ``max_pixels`` bounds the size declared in the header, checked before decoding
+    (default: :func:`braintumor.data.limits.max_pixels`).
+    """
+    raw, p = _read_raw(path, max_pixels)
+    check_finite(p, raw)
     a = _channels_first(raw, p)
     if _suffix(p) in DICOM_EXTENSIONS:
         return robust_scale(a)
     return np.ascontiguousarray(_to_unit(a))
 
 
-def read_mask(path: str | Path) -> np.ndarray:
+def read_mask(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Read a binary mask as uint8 H x W with values 0/1.
 
     Colour masks count a pixel as foreground in any channel. Masks with values up to 1
     (or small label values) use ``> 0``; 0/255-style masks use half their maximum,
     which ignores JPEG ringing around the edges.
     """
-    raw, p = _read_raw(path)
+    raw, p = _read_raw(path, max_pixels)
     a = _channels_first(raw, p).max(axis=0)
     top = float(a.max()) if a.size else 0.0
     threshold = top / 2 if top >= 128 else 0
     return (a > threshold).astype(np.uint8)
 
 
-def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Read a NIfTI volume: (float32 X x Y x Z array, 4x4 affine, nibabel header)."""
+def read_volume(
+    path: str | Path, *, max_voxels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Read a NIfTI volume: (float32 X x Y x Z array, 4x4 affine, nibabel header).
+
+    The header is checked before the voxels are read: size (``max_voxels``, default
+    :func:`braintumor.data.limits.max_voxels`), a real-valued type and a finite,
+    invertible affine. A volume without one finite value is refused.
+    """
     import nibabel as nib
 
     p = _existing(path)
@@ -226,7 +296,12 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
         raise DataError(f"{p}: not a NIfTI file; expected .nii or .nii.gz")
     try:
         img = nib.load(p)
+        check_voxels(p, img.shape, max_voxels)
+        check_dtype(p, img.get_data_dtype())
+        check_affine(p, img.affine)
         data = np.asarray(img.get_fdata(dtype=np.float32))
+    except DataError:
+        raise
     except Exception as exc:  # ImageFileError, EOFError (truncated gzip), zlib.error, ...
         raise DataError(
             f"{p}: cannot read NIfTI ({type(exc).__name__}: {exc}); the file is corrupt "
@@ -236,6 +311,7 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataError(f"{p}: volume has shape {data.shape}; expected 3D (X x Y x Z)")
+    check_finite(p, data)
     return data, np.asarray(img.affine, dtype=np.float64), img.header
 
 
@@ -309,7 +385,9 @@ def _dicom_files(root: Path) -> list[Any]:
     return [d for d in datasets if "PixelData" in d]
 
 
-def read_dicom_series(folder: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+def read_dicom_series(
+    folder: str | Path, *, max_voxels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """Read one DICOM series (a folder of 2D slices) as a volume.
 
     Slices are ordered along the slice normal by ImagePositionPatient (falling back to
@@ -341,6 +419,7 @@ def read_dicom_series(folder: str | Path) -> tuple[np.ndarray, np.ndarray, tuple
     else:
         slices.sort(key=lambda d: int(getattr(d, "InstanceNumber", 0) or 0))
     shape = (int(first.Rows), int(first.Columns))
+    check_voxels(root, (*shape, len(slices)), max_voxels)  # before any slice is decoded
     planes = []
     for d in slices:
         if (int(d.Rows), int(d.Columns)) != shape:

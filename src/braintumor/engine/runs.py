@@ -28,6 +28,7 @@ from torch import nn
 from braintumor.atomic import atomic_path, write_text_atomic
 from braintumor.config import Config, load_config
 from braintumor.errors import ConfigError, DataError
+from braintumor.model_card import check_card
 
 CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"
@@ -258,33 +259,6 @@ def _require(run: Path, name: str) -> Path:
     return p
 
 
-# What load_run, evaluation and prediction read from a card (model.json).
-_CARD_KEYS = ("name", "task", "in_channels", "num_classes", "classes", "mask_channels")
-_CARD_PREPROCESSING = ("image_size", "channels", "crop")
-
-
-def check_card(card: Any, path: Path) -> dict[str, Any]:
-    """The card read from ``path``, or a one-line error naming what is missing."""
-    if not isinstance(card, dict):
-        raise DataError(f"{path} is not a model card (a JSON object); retrain the run")
-    missing = [k for k in _CARD_KEYS if k not in card]
-    pre = card.get("preprocessing")
-    if not isinstance(pre, dict):
-        missing.append("preprocessing")
-    else:
-        missing += [f"preprocessing.{k}" for k in _CARD_PREPROCESSING if k not in pre]
-    if not isinstance(card.get("data", {}), dict) or "spec" not in card.get("data", {}):
-        missing.append("data.spec")
-    if missing:
-        raise DataError(
-            f"{path} is not a complete model card: {', '.join(missing)} missing; "
-            "retrain the run (or restore model.json)"
-        )
-    if card["task"] not in ("classification", "segmentation"):
-        raise DataError(f"{path}: unknown task {card['task']!r}; retrain the run")
-    return card
-
-
 def build_model_from_card(card: dict[str, Any]) -> nn.Module:
     from braintumor.models.registry import create_model
 
@@ -328,6 +302,11 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         model = build_model_from_card(card)
     except BrainTumorError as exc:  # e.g. a model name this version does not know
         raise DataError(f"{card_path}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # a hand-edited kwargs value
+        raise DataError(
+            f"{card_path}: model {card['name']!r} cannot be built from its kwargs "
+            f"{card.get('kwargs')} ({exc}); restore model.json or retrain the run"
+        ) from None
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
