@@ -30,6 +30,7 @@ DEFAULT_MAX_VOXELS = 512**3
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "TooLargeError",
     "DEFAULT_MAX_VOXELS",
     "check_affine",
     "check_dtype",
@@ -40,6 +41,10 @@ __all__ = [
     "max_voxels",
     "pixel_count",
 ]
+
+
+class TooLargeError(DataError):
+    """The file declares more pixels or voxels than the limit (the service answers 413)."""
 
 
 def _env_limit(name: str, default: int) -> int:
@@ -57,12 +62,16 @@ def _env_limit(name: str, default: int) -> int:
 
 def max_pixels(limit: int | None = None) -> int:
     """``limit`` if given, else ``$BRAINTUMOR_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`."""
-    return int(limit) if limit is not None else _env_limit("BRAINTUMOR_MAX_PIXELS", DEFAULT_MAX_PIXELS)
+    return (
+        int(limit) if limit is not None else _env_limit("BRAINTUMOR_MAX_PIXELS", DEFAULT_MAX_PIXELS)
+    )
 
 
 def max_voxels(limit: int | None = None) -> int:
     """``limit`` if given, else ``$BRAINTUMOR_MAX_VOXELS``, else :data:`DEFAULT_MAX_VOXELS`."""
-    return int(limit) if limit is not None else _env_limit("BRAINTUMOR_MAX_VOXELS", DEFAULT_MAX_VOXELS)
+    return (
+        int(limit) if limit is not None else _env_limit("BRAINTUMOR_MAX_VOXELS", DEFAULT_MAX_VOXELS)
+    )
 
 
 def pixel_count(shape: Sequence[int]) -> int:
@@ -82,11 +91,13 @@ def _dims(shape: Sequence[int]) -> str:
 def check_pixels(path: Path, shape: Sequence[int], limit: int | None = None) -> None:
     """Refuse an empty image or one that declares more than ``limit`` pixels."""
     if not shape or any(int(d) <= 0 for d in shape):
-        raise DataError(f"{path}: the header declares an empty image ({_dims(shape)}); re-export it")
+        raise DataError(
+            f"{path}: the header declares an empty image ({_dims(shape)}); re-export it"
+        )
     cap = max_pixels(limit)
     n = pixel_count(shape)
     if n > cap:
-        raise DataError(
+        raise TooLargeError(
             f"{path}: image of {_dims(shape)} ({n:,} pixels) exceeds the limit of {cap:,} "
             "pixels (a decompression bomb or a wrong file); downsample it, or raise the "
             "limit with BRAINTUMOR_MAX_PIXELS (serve: --max-pixels)"
@@ -96,11 +107,13 @@ def check_pixels(path: Path, shape: Sequence[int], limit: int | None = None) -> 
 def check_voxels(path: Path, shape: Sequence[int], limit: int | None = None) -> None:
     """Refuse an empty volume or one that declares more than ``limit`` voxels."""
     if not shape or any(int(d) <= 0 for d in shape):
-        raise DataError(f"{path}: the header declares an empty volume ({_dims(shape)}); re-export it")
+        raise DataError(
+            f"{path}: the header declares an empty volume ({_dims(shape)}); re-export it"
+        )
     cap = max_voxels(limit)
     n = math.prod(int(d) for d in shape)
     if n > cap:
-        raise DataError(
+        raise TooLargeError(
             f"{path}: volume of {_dims(shape)} ({n:,} voxels) exceeds the limit of {cap:,} "
             "voxels; crop or resample it, or raise the limit with BRAINTUMOR_MAX_VOXELS "
             "(serve: --max-voxels)"
