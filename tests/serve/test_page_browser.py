@@ -89,7 +89,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "scan.png").write_bytes(buf.getvalue())
     (root / HOSTILE_NAME).write_bytes(buf.getvalue())
     (root / "garbage.png").write_bytes(b"this is not an image")
-    return {"scan": root / "scan.png", "hostile": root / HOSTILE_NAME, "garbage": root / "garbage.png"}
+    return {
+        "scan": root / "scan.png",
+        "hostile": root / HOSTILE_NAME,
+        "garbage": root / "garbage.png",
+    }
 
 
 def _submit(drv: Any, url: str, model: str, path: Path) -> None:
@@ -102,8 +106,9 @@ def _submit(drv: Any, url: str, model: str, path: Path) -> None:
     drv.find_element(By.ID, "file").send_keys(str(path))
     drv.find_element(By.ID, "go").click()
     WebDriverWait(drv, 30).until(
-        lambda d: d.find_element(By.ID, "error").text
-        or d.find_elements(By.CSS_SELECTOR, "#result h2")
+        lambda d: (
+            d.find_element(By.ID, "error").text or d.find_elements(By.CSS_SELECTOR, "#result h2")
+        )
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.data.dicom import decode_dicom, dicom_to_float, guarded, read_dicom_series
 from braintumor.data.limits import (
     check_affine,
     check_dtype,
@@ -61,8 +62,10 @@ def _existing(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{p}: file not found; check the path")
-    if not p.is_file():
+    if p.is_dir():
         raise DataError(f"{p}: is a folder, expected a file")
+    if not p.is_file():  # a FIFO or a device: reading it could block or never end
+        raise DataError(f"{p}: is not a regular file (a pipe or device?); pass an image file")
     return p
 
 
@@ -106,6 +109,8 @@ def _to_unit(a: np.ndarray) -> np.ndarray:
 
 def _channels_first(a: np.ndarray, path: Path) -> np.ndarray:
     """HxW / HxWxC / CxHxW -> CxHxW with 1 or 3 channels (alpha dropped)."""
+    if 0 in a.shape:  # a header can declare zero samples per pixel, or zero rows
+        raise DataError(f"{path}: the image is empty (shape {a.shape}); re-export it")
     if a.ndim == 2:
         return a[None]
     if a.ndim == 3:
@@ -192,45 +197,6 @@ def _decode_tiff(path: Path, limit: int | None) -> np.ndarray:
         ) from None
 
 
-def _check_dicom_size(path: Path, ds: Any, limit: int | None) -> None:
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    try:
-        shape = (frames * int(ds.Rows), int(ds.Columns))
-    except (AttributeError, TypeError, ValueError):
-        raise DataError(f"{path}: DICOM without Rows/Columns; is it an image?") from None
-    check_pixels(path, shape, limit)
-
-
-def _decode_dicom(path: Path, limit: int | None) -> tuple[np.ndarray, Any]:
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path)
-        if "PixelData" in ds:
-            _check_dicom_size(path, ds, limit)
-        pixels = ds.pixel_array
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(
-            f"{path}: cannot read DICOM pixels ({type(exc).__name__}: {exc}); the file is "
-            "corrupt, not DICOM, or compressed (install pylibjpeg or gdcm)"
-        ) from None
-    return pixels, ds
-
-
-def _dicom_to_float(pixels: np.ndarray, ds: Any) -> np.ndarray:
-    """Apply the modality rescale (slope/intercept) and undo MONOCHROME1 inversion."""
-    a = pixels.astype(np.float32)
-    if str(getattr(ds, "PhotometricInterpretation", "")).startswith("MONOCHROME"):
-        a = a * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
-            getattr(ds, "RescaleIntercept", 0) or 0
-        )
-        if ds.PhotometricInterpretation == "MONOCHROME1":  # high value = dark
-            a = a.max() - a
-    return a
-
-
 def _read_raw(path: str | Path, limit: int | None) -> tuple[np.ndarray, Path]:
     """Decoded pixels as stored (no scaling) and the checked path."""
     p = _existing(path)
@@ -240,10 +206,10 @@ def _read_raw(path: str | Path, limit: int | None) -> tuple[np.ndarray, Path]:
     if ext in IMAGE_EXTENSIONS:
         return _decode_pil(p, limit), p
     if ext in DICOM_EXTENSIONS:
-        pixels, ds = _decode_dicom(p, limit)
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        pixels, ds = decode_dicom(p, limit)
+        if guarded(p, "header", lambda: int(getattr(ds, "NumberOfFrames", 1) or 1)) > 1:
             raise DataError(f"{p}: multi-frame DICOM; read it with read_dicom_series/a volume")
-        return _dicom_to_float(pixels, ds), p
+        return guarded(p, "header", lambda: dicom_to_float(pixels, ds)), p
     if ext in VOLUME_EXTENSIONS:
         raise DataError(f"{p}: is a NIfTI volume, not a 2D image; use a volume format (brats)")
     raise DataError(
@@ -342,6 +308,11 @@ def write_nifti(
     return p
 
 
+def _dicom_spacing(ds: Any) -> tuple[float, ...] | None:
+    ps = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
+    return (float(ps[0]), float(ps[1])) if ps else None
+
+
 def image_spacing(path: str | Path) -> tuple[float, ...] | None:
     """Physical pixel/voxel spacing in mm where the file records it, else ``None``.
 
@@ -365,88 +336,5 @@ def image_spacing(path: str | Path) -> tuple[float, ...] | None:
             ds = pydicom.dcmread(p, stop_before_pixels=True)
         except Exception as exc:
             raise DataError(f"{p}: cannot read DICOM header ({exc}); is it DICOM?") from None
-        ps = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
-        return (float(ps[0]), float(ps[1])) if ps else None
+        return guarded(p, "pixel spacing", lambda: _dicom_spacing(ds))
     return None
-
-
-def _dicom_files(root: Path) -> list[Any]:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    datasets = []
-    for f in sorted(q for q in root.iterdir() if q.is_file() and not q.name.startswith(".")):
-        try:
-            datasets.append(pydicom.dcmread(f))
-        except InvalidDicomError:
-            continue  # DICOMDIR siblings, README, thumbnails: not part of the series
-        except Exception as exc:
-            raise DataError(f"{f}: cannot read DICOM ({type(exc).__name__}: {exc})") from None
-    return [d for d in datasets if "PixelData" in d]
-
-
-def read_dicom_series(
-    folder: str | Path, *, max_voxels: int | None = None
-) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Read one DICOM series (a folder of 2D slices) as a volume.
-
-    Slices are ordered along the slice normal by ImagePositionPatient (falling back to
-    InstanceNumber). Intensities keep their physical units (rescale slope/intercept
-    applied). The affine maps (x, y, z) voxel indices to RAS millimetres, as nibabel's
-    do, so the result can be written with :func:`write_nifti`.
-
-    Returns:
-        (volume float32 X x Y x Z with X = columns, Y = rows, affine 4x4,
-        spacing (column, row, slice) in mm).
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: DICOM series folder not found; check the path")
-    slices = _dicom_files(root)
-    if not slices:
-        raise DataError(f"{root}: no DICOM images found; expected one file per slice")
-    series = {str(getattr(d, "SeriesInstanceUID", "")) for d in slices}
-    if len(series) > 1:
-        raise DataError(
-            f"{root}: holds {len(series)} DICOM series; put each series in its own folder"
-        )
-    first = slices[0]
-    cosines = np.asarray(getattr(first, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), float)
-    row_dir, col_dir = cosines[:3], cosines[3:]
-    normal = np.cross(row_dir, col_dir)
-    if all(hasattr(d, "ImagePositionPatient") for d in slices):
-        slices.sort(key=lambda d: float(np.dot(normal, np.asarray(d.ImagePositionPatient, float))))
-    else:
-        slices.sort(key=lambda d: int(getattr(d, "InstanceNumber", 0) or 0))
-    shape = (int(first.Rows), int(first.Columns))
-    check_voxels(root, (*shape, len(slices)), max_voxels)  # before any slice is decoded
-    planes = []
-    for d in slices:
-        if (int(d.Rows), int(d.Columns)) != shape:
-            raise DataError(
-                f"{root}: slices differ in size ({d.Rows}x{d.Columns} vs {shape[0]}x{shape[1]}); "
-                "the folder mixes series"
-            )
-        try:
-            pixels = d.pixel_array
-        except Exception as exc:
-            raise DataError(
-                f"{root}: cannot decode a slice ({exc}); install pylibjpeg or gdcm"
-            ) from None
-        planes.append(_dicom_to_float(pixels, d).T)  # rows x cols -> x (cols) x y (rows)
-    volume = np.stack(planes, axis=-1).astype(np.float32)
-
-    ps = [float(v) for v in getattr(first, "PixelSpacing", [1.0, 1.0])]
-    positions = [np.asarray(getattr(d, "ImagePositionPatient", [0, 0, 0]), float) for d in slices]
-    if len(slices) > 1 and all(hasattr(d, "ImagePositionPatient") for d in slices):
-        steps = np.diff([float(np.dot(normal, q)) for q in positions])
-        dz = float(np.median(steps)) or float(getattr(first, "SliceThickness", 1.0) or 1.0)
-    else:
-        dz = float(getattr(first, "SliceThickness", 1.0) or 1.0)
-    lps = np.eye(4)
-    lps[:3, 0] = row_dir * ps[1]  # x index walks along a row: column spacing
-    lps[:3, 1] = col_dir * ps[0]
-    lps[:3, 2] = normal * dz
-    lps[:3, 3] = positions[0]
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM is LPS, NIfTI/nibabel RAS
-    return volume, affine, (ps[1], ps[0], abs(dz))
