@@ -138,6 +138,11 @@ def _option_cases(cls: Path, seg: Path, img: Path, root: Path) -> list[list[str]
 
 def _worker(conn: Any, cache: str) -> None:
     os.environ["BRAINTUMOR_CACHE"] = cache
+    # Native code (ONNX export's graph dump, C libraries) writes to fds 1 and 2 directly;
+    # what a case prints through Python is captured below, the rest would only be noise.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     import torch
 
     torch.set_num_threads(1)

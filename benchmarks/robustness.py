@@ -52,9 +52,15 @@ def cli_audit(root: Path, quick: bool, timeout: float, sample: int) -> dict[str,
     count = collections.Counter(r["outcome"] for r in rows)
     sub_count = collections.Counter(r["outcome"] for r in sub)
     commands = collections.Counter(r["args"][0] for r in rows)
+    seconds: collections.Counter[str] = collections.Counter()
+    for r in rows:
+        seconds[r["args"][0]] += r["s"]
     bad = [r for r in rows + sub if r["outcome"] in ("traceback", "hang")]
     return {
-        "cases": len(rows), "by_command": dict(commands), "in_process": dict(count),
+        "cases": len(rows), "by_command": dict(commands),
+        "seconds_by_command": {k: round(v, 1) for k, v in seconds.items()},
+        "mode": "in-process: braintumor.cli.main in 2 worker processes; subprocess: "
+        "python -m braintumor, every k-th case", "in_process": dict(count),
         "in_process_s": round(t_in, 1), "subprocess_cases": len(sub),
         "subprocess": dict(sub_count), "subprocess_s": round(t_sub, 1),
         "tracebacks": sum(r["outcome"] == "traceback" for r in rows + sub),
@@ -99,7 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds before a case hangs")
-    ap.add_argument("--subprocess-sample", type=int, default=40)
+    ap.add_argument("--subprocess-sample", type=int, default=24)
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--hostile", type=int, default=50)
