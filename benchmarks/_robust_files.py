@@ -20,7 +20,7 @@ import tifffile
 from PIL import Image
 
 from braintumor.config import Config, save_config
-from braintumor.engine import runs
+from braintumor.inference import runs
 from braintumor.models import create_model
 
 SEG = "segmentation"

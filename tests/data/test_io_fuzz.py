@@ -239,7 +239,7 @@ def test_tiff_arrays_of_any_shape_and_values(
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from braintumor.engine.inference import Predictor
+    from braintumor.inference.predictor import Predictor
     from tests.serve.conftest import make_tiny_run
 
     return Predictor.from_run(make_tiny_run("segmentation", tmp_path_factory.mktemp("fz") / "s"))
@@ -247,7 +247,7 @@ def predictor(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 
 @pytest.mark.parametrize("ext", [".png", ".tif", ".nii.gz"])
 def test_predict_path_survives_mutated_files(predictor, ext: str) -> None:  # type: ignore[no-untyped-def]
-    from braintumor.engine.predict_files import predict_inputs
+    from braintumor.inference.predict_files import predict_inputs
 
     seed = SEEDS[ext]()
 

@@ -28,7 +28,7 @@ from torch import nn
 from braintumor.atomic import atomic_path, write_text_atomic
 from braintumor.config import Config, load_config
 from braintumor.errors import ConfigError, DataError
-from braintumor.model_card import check_card
+from braintumor.inference.card import check_card
 
 CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"

@@ -18,10 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from braintumor.engine.evaluate import pick_device
-from braintumor.engine.runs import load_run
 from braintumor.engine.tasks import Task, create_task
 from braintumor.errors import DataError
+from braintumor.inference.runs import load_run
+
+
+def pick_device(accelerator: str = "auto") -> torch.device:
+    """CUDA when available (and not asked for CPU), else CPU."""
+    if accelerator in ("cpu",) or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
 
 
 def padding_box(height: int, width: int) -> tuple[int, int, int, int]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from braintumor.engine.runs import load_run
+from braintumor.inference.runs import load_run
 from braintumor.errors import DataError
-from braintumor.model_card import check_card
+from braintumor.inference.card import check_card
 from tests.serve.conftest import make_tiny_run
 
 

@@ -7,8 +7,8 @@ the fields agree with each other: the number of class names against ``num_classe
 the task against the registered model, the image size and channels against sane
 ranges. Each problem is one line naming the file, the field and the fix.
 
-The module imports nothing from training or inference, so both layers (and the run
-folder reader, wherever it lives) can call it.
+The module imports nothing from training, and only the model registry (to check the
+task), so the run-folder reader and anything else can call it.
 """
 
 from __future__ import annotations
