@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from braintumor.inference.runs import load_run
 from braintumor.errors import DataError
 from braintumor.inference.card import check_card
+from braintumor.inference.runs import load_run
 from tests.serve.conftest import make_tiny_run
 
 
