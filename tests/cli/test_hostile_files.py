@@ -14,6 +14,12 @@ from braintumor.cli import main
 from tests.data._hostile import nifti_with_affine_row, png_bomb, tiff_with_size
 from tests.serve.conftest import make_tiny_run
 
+_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00"
+    b"\x00\x00:~\x9bU\x00\x00\x00\nIDATx\x9cc`\x00\x00\x00\x02\x00\x01H\xaf\xa4q\x00"
+    b"\x00\x00\x00IEND\xaeB`\x82"
+)  # a valid 1 x 1 grayscale PNG
+
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -62,3 +68,18 @@ def test_hostile_file_gives_one_error_line(
     assert exc.value.code == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (hostile / "out").exists()  # no empty --out folder left behind
+
+
+def test_inspect_survives_bombs_in_a_folder(
+    hostile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = hostile / "set"
+    for label in ("yes", "no"):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+    png_bomb(folder / "yes" / "bomb.png", 30000, 30000)  # over Pillow's own limit
+    tiff_with_size(folder / "yes" / "big.tif", 30000, 30000)
+    (folder / "no" / "ok.png").write_bytes(_PNG)
+    main(["inspect", f"image-folder:{folder}"])
+    out, err = capsys.readouterr()
+    assert "2 samples could not be read" in " ".join((out + err).split())
+    assert "Traceback" not in out + err

@@ -84,3 +84,16 @@ def test_complex_nan_and_oversized_volumes_are_refused(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32), np.eye(4)), tmp_path / "b.nii")
     with pytest.raises(DataError, match="exceeds the limit of 100 voxels"):
         read_volume(tmp_path / "b.nii", max_voxels=100)
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["n_patients=99999999999999999999", "size=100000", "slices_per_patient=0", "seed=-1"],
+)
+def test_synthetic_options_are_bounded(option: str) -> None:
+    from braintumor.data import create_format
+
+    key, value = option.split("=")
+    with pytest.raises(ConfigError, match=key):
+        create_format("synthetic", **{key: int(value)})  # refused before generating
+

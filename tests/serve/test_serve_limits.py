@@ -163,3 +163,38 @@ def test_inference_gate_bounds_concurrency() -> None:
     assert peak == 1  # never two at once
     assert len(done) == 2 and len(busy) == 2  # one running + one queued; the rest 503
     assert all(r.status_code == 503 for r in busy)
+
+
+@pytest.mark.parametrize(
+    ("host", "warns"),
+    [("127.0.0.1", False), ("localhost", False), ("::1", False), ("0.0.0.0", True),
+     ("192.168.1.5", True), ("myhost.example", True)],
+)  # fmt: skip
+def test_serve_warns_without_loopback(
+    cls_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+    warns: bool,
+) -> None:
+    import uvicorn
+
+    from braintumor.cli import main
+
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(kw))  # no server
+    main(["serve", str(cls_run), "--host", host, "--max-pixels", "1000"])
+    err = capsys.readouterr().err
+    assert started["host"] == host
+    assert ("no authentication" in err) is warns
+
+
+@pytest.mark.parametrize("flag", ["--max-pixels", "--upload-timeout", "--max-inference"])
+def test_serve_refuses_non_positive_limits(
+    cls_run: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    from braintumor.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", str(cls_run), flag, "0"])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err
