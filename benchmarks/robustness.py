@@ -140,12 +140,12 @@ def main() -> None:
     table = markdown_table(
         ["part", "cases", "tracebacks", "hangs", "errors", "p50 ms", "p95 ms", "peak RSS MB"],
         [
-            ["CLI in-process", cli["cases"], "", "", "", "", "", ""],
-            ["CLI subprocess", cli["subprocess_cases"], cli["tracebacks"], cli["hangs"], "",
-             "", "", ""],
-            ["service quiet", q["requests"], "", "", q["errors"], q["p50_ms"], q["p95_ms"], ""],
-            ["service + hostile", f"{a['requests']} + {hostile}", svc["server_log_tracebacks"],
-             "", a["errors"], a["p50_ms"], a["p95_ms"], svc["server_peak_rss_mb"]],
+            ["CLI (in-process + subprocess)", f"{cli['cases']} + {cli['subprocess_cases']}",
+             cli["tracebacks"], cli["hangs"], "", "", "", ""],
+            ["service, quiet", q["requests"], "", "", q["errors"], q["p50_ms"], q["p95_ms"], ""],
+            ["service + hostile alongside", f"{a['requests']} + {hostile}",
+             svc["server_log_tracebacks"], "", a["errors"], a["p50_ms"], a["p95_ms"],
+             svc["server_peak_rss_mb"]],
         ],
     )  # fmt: skip
     append_markdown(
