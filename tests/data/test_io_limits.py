@@ -96,4 +96,3 @@ def test_synthetic_options_are_bounded(option: str) -> None:
     key, value = option.split("=")
     with pytest.raises(ConfigError, match=key):
         create_format("synthetic", **{key: int(value)})  # refused before generating
-
