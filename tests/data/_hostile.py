@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 
 
-def png_bomb(path: Path, width: int, height: int) -> Path:
-    """A valid grayscale PNG of ``width x height`` zeros: tiny on disk, huge decoded."""
+def png_bomb(path: Path, width: int, height: int, rows: int | None = None) -> Path:
+    """A grayscale PNG of ``width x height`` zeros: tiny on disk, huge decoded.
+
+    ``rows`` < height writes only that many rows (a header-only bomb: readers that
+    check the declared size never notice, and writing it takes no time).
+    """
     row = b"\x00" * (width + 1)  # filter byte + pixels
     comp = zlib.compressobj(9)
-    data = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    n = height if rows is None else rows
+    data = b"".join(comp.compress(row) for _ in range(n)) + comp.flush()
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
