@@ -127,9 +127,9 @@ def _explain_slices(
     from PIL import Image
 
     from braintumor.explain import explain_image
+    from braintumor.figures.overlay import heatmap_rgb
     from braintumor.inference.predictor import Predictor
     from braintumor.reports.cases import enlarge
-    from braintumor.reports.overlay import heatmap_rgb
 
     no = fmt.classes.index("notumor")
     tumor = [r for r in test if r.label != no][:2]

@@ -152,10 +152,9 @@ def explain_inputs(
     """
     from PIL import Image
 
+    from braintumor.figures.overlay import heatmap_rgb
     from braintumor.inference.predictor import Predictor
     from braintumor.inference.scans import load_input
-    from braintumor.pipeline.core import input_scale
-    from braintumor.reports.overlay import heatmap_rgb
 
     predictor = Predictor.from_run(run_dir, device)
     pick_method(predictor.card, method, layer, predictor.model)  # fail before reading any input
@@ -167,7 +166,7 @@ def explain_inputs(
         z = scan.n_slices // 2 if slice_index is None else slice_index
         if not 0 <= z < scan.n_slices:
             raise ConfigError(f"--slice {z} is outside {scan.path} ({scan.n_slices} slices)")
-        image = scan.slices(input_scale(predictor.card))[z]
+        image = predictor.scan_slices(scan)[z]
         ex = explain_image(predictor, image, method, target, layer)
         name = f"{scan.name}{f'_z{z}' if scan.is_volume else ''}_{ex.method}.png"
         rgb = heatmap_rgb(scan.slices("unit")[z], ex.heat, image_channel=scan.display_channel)

@@ -18,7 +18,7 @@ from braintumor.data.intensity import rescale_intensity
 from braintumor.data.registry import intensity_scale
 from braintumor.errors import DataError
 from braintumor.metrics.segmentation import SegmentationEvaluator
-from braintumor.pipeline.core import TwoStagePipeline, input_scale, progress
+from braintumor.pipeline.core import TwoStagePipeline, progress
 
 METRICS_FILE = "pipeline_metrics.json"
 HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
@@ -130,7 +130,7 @@ def score_pipeline(
         ``n_healthy_slices``, ``n_tumor_slices``, ``ungated`` and ``gated`` (metrics and
         false positives on healthy slices) and ``gate`` (what the gate emptied).
     """
-    cls_scale, seg_scale = input_scale(pipe.classifier.card), input_scale(pipe.segmenter.card)
+    cls_scale, seg_scale = pipe.classifier.intensity, pipe.segmenter.intensity
     gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
     n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
     for i in progress(range(0, len(records), batch), description, show_progress):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.figures.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
 from braintumor.inference.scans import ScanInput
 from braintumor.pipeline.core import SliceResult
-from braintumor.reports.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
 
 MAX_TILES = 16
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.reports.overlay import heatmap_rgb, montage, overlay_rgb, with_legend
+from braintumor.figures.overlay import heatmap_rgb, montage, overlay_rgb, with_legend
 
 Case = tuple[np.ndarray, str]
 

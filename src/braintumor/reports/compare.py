@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.errors import BrainTumorError, DataError
-from braintumor.reports.html import ReportWriter
+from braintumor.figures.html import ReportWriter
 from braintumor.reports.tables import fmt, metrics_table, settings_table
 
 CURVE_PREFERENCE = (

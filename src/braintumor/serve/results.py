@@ -61,7 +61,7 @@ def segmentation_result(
         region's colour in the overlay), ``overlay_png`` (the scan with each region in
         its colour) and ``mask_png`` (union, 0/255), both base64 PNG.
     """
-    from braintumor.reports.overlay import overlay_rgb, region_color
+    from braintumor.figures.overlay import overlay_rgb, region_color
 
     p = np.asarray(probs, dtype=np.float32)
     if p.ndim == 2:
