@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from braintumor.cli import main
-from braintumor.cli.app import app
-from braintumor.cli.data_cmds import parse_options
+from braintumor.cli.app import app, parse_options
 from braintumor.data import FORMATS, list_formats
 from braintumor.errors import ConfigError
 from tests.data.test_audit import FakeFolder, make_planted_set

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from braintumor.cli.app import app
+from braintumor.cli.app import app, parse_options
 
 _out = Console()
 
@@ -192,11 +192,12 @@ def evaluate(
         None, "--data", help="Evaluate on another data set FORMAT:PATH."
     ),
     split: str = typer.Option("test", "--split", help="train, val or test."),
-    option: list[str] | None = typer.Option(None, "--option", help="Format option key=value."),
+    option: list[str] | None = typer.Option(
+        None, "--option", "-o", help="Format option key=value (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained run on its saved split or on another data set."""
-    from braintumor.cli.data_cmds import parse_options
     from braintumor.engine.evaluate import evaluate_run
 
     metrics = evaluate_run(run, data_spec=data, split=split, options=parse_options(option))

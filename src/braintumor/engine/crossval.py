@@ -48,16 +48,18 @@ def summarize_folds(fold_metrics: Sequence[dict[str, Any]]) -> dict[str, dict[st
 def cross_validate(
     cfg: Config,
     out: Path,
+    fit_run: Callable[..., dict[str, Any]],
     *,
     callbacks: Sequence[Callback] = (),
     before_write: Callable[[], None] | None = None,
 ) -> Path:
     """Train ``cfg.folds`` models on patient-level folds; write ``OUT/cv_metrics.json``.
 
-    ``before_write`` is called once, by the first fold, just before its first file.
+    ``fit_run`` trains one fold (:func:`braintumor.engine.train.fit_run`, passed in
+    because ``train`` calls this module). ``before_write`` is called once, by the
+    first fold, just before its first file.
     """
     from braintumor.data.splits import kfold_splits
-    from braintumor.engine.train import fit_run
 
     fmt = open_format(cfg.data.spec, cfg.data.options)
     records = subsample(fmt.records(), cfg.data.limit, cfg.seed)

@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from braintumor.config import Config, save_config
 from braintumor.data import DatasetFormat, Record
 from braintumor.engine.checks import check_config, probe_model
+from braintumor.engine.crossval import cross_validate
 from braintumor.engine.data import (
     build_data,
     class_weights,
@@ -65,9 +66,7 @@ def train(
             runs.prepare_run_dir(out, force)
 
     if cfg.folds > 1:
-        from braintumor.engine.crossval import cross_validate
-
-        return cross_validate(cfg, out, callbacks=callbacks, before_write=make_room)
+        return cross_validate(cfg, out, fit_run, callbacks=callbacks, before_write=make_room)
     fit_run(cfg, out, callbacks=callbacks, before_write=make_room)
     return out
 
