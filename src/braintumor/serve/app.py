@@ -5,7 +5,10 @@
 - ``GET /``: a self-contained web page (no CDN) to upload a scan and see the result;
 - ``GET /health``: liveness, number of models and the upload limit;
 - ``GET /models``: name (the run folder's name), task, classes / mask channels;
-- ``POST /predict?model=NAME``: multipart field ``file``; JSON back.
+- ``POST /predict?model=NAME``: multipart field ``file``; JSON back. A 2D image
+  gives probabilities or one mask; a NIfTI volume or a zipped DICOM series gives
+  every slice with its mask and the tumour volume in mL (:mod:`braintumor.serve.volume`).
+  Scans are scaled to the run's intensity (``unit`` or ``zscore``), as ``predict`` does.
 
 The upload limit is enforced while the body streams in (a too-long body is cut
 off, never buffered whole), so a client cannot exhaust memory or disk.
@@ -27,8 +30,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from braintumor.data.intensity import rescale_intensity
 from braintumor.errors import BrainTumorError, ConfigError
 from braintumor.serve.results import classification_result, segmentation_result
+from braintumor.serve.volume import is_volume_upload, predict_volume_upload, read_volume_upload
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # Room for the multipart boundaries and part headers around the file itself.
@@ -46,7 +51,8 @@ class ServedModel:
     mask_channels: list[str]
     threshold: float
     image_size: int
-    predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W in [0, 1] -> probs
+    predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W on `intensity` -> probs
+    intensity: str = "unit"  # the run's scale (model card); uploads are brought to it
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -76,6 +82,7 @@ def load_served_model(run_dir: str | Path, name: str | None = None) -> ServedMod
         threshold=predictor.threshold,
         image_size=predictor.image_size,
         predict=predictor.predict_images,
+        intensity=predictor.intensity,
     )
 
 
@@ -131,11 +138,18 @@ def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[
                     raise _UploadTooLarge
                 fh.write(chunk)
         try:
+            if is_volume_upload(filename):
+                return {
+                    "model": model.name,
+                    "task": model.task,
+                    "filename": filename,
+                    **_predict_volume(model, path, filename),
+                }
             image = read_image(path)
         except BrainTumorError as exc:
             # Name the user's file, not our temporary copy.
             raise BrainTumorError(str(exc).replace(str(path), filename)) from None
-    probs = model.predict([image])[0]
+    probs = model.predict([rescale_intensity(image, "unit", model.intensity)])[0]
     if model.task == "classification":
         out = classification_result(np.asarray(probs), model.classes)
     else:
@@ -144,9 +158,23 @@ def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[
         "model": model.name,
         "task": model.task,
         "filename": filename,
+        "kind": "image",
         "image_size": list(image.shape[-2:]),
         **out,
     }
+
+
+def _predict_volume(model: ServedModel, path: Path, filename: str) -> dict[str, Any]:
+    """A NIfTI volume or zipped DICOM series: every slice segmented (blocking)."""
+    if model.task != "segmentation":
+        raise BrainTumorError(
+            f"{filename}: is a volume and {model.name} classifies 2D slices; choose a "
+            "segmentation model or upload one slice (PNG, JPEG, TIFF or DICOM)"
+        )
+    scan = read_volume_upload(path, filename)
+    return predict_volume_upload(
+        model.predict, model.intensity, model.threshold, model.mask_channels, scan
+    )
 
 
 def build_app(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from braintumor.data import create_format
-from braintumor.pipeline import load_input
+from braintumor.inference.scans import load_input
 from tests.conftest import shared_subdir
 
 
