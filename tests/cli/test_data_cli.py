@@ -107,6 +107,7 @@ def test_missing_folder_exit_2(fake_format: str, tmp_path: Path, capsys) -> None
     assert captured.err.startswith("error: data folder") and "does not exist" in captured.err
 
 
+@pytest.mark.slow
 def test_subprocess_unknown_format_is_one_line(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "braintumor", "inspect", f"no-such-format:{tmp_path}"],
