@@ -22,6 +22,17 @@ from typing import Any
 import numpy as np
 
 from braintumor.config import Config, load_config
+from braintumor.data import create_format
+from braintumor.data.io import write_nifti
+from braintumor.data.splits import load_splits
+from braintumor.engine.train import train
+from braintumor.explain import explain_image
+from braintumor.figures.overlay import heatmap_rgb
+from braintumor.inference.predictor import Predictor
+from braintumor.pipeline.evaluate import evaluate_pipeline, format_table
+from braintumor.pipeline.run import run_pipeline
+from braintumor.reports.cases import enlarge
+from braintumor.reports.compare import compare_runs, read_run
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,6 @@ def _config(s: DemoSettings, task: str, progress: bool) -> Config:
 
 def _write_case(fmt: Any, records: list[Any], folder: Path) -> Path:
     """One synthetic patient as a BraTS-style case folder (four NIfTI sequences)."""
-    from braintumor.data.io import write_nifti
 
     images = np.stack([fmt.load(r)["image"] for r in records])  # Z x 4 x H x W
     spacing = 200.0 / images.shape[-1]  # a ~20 cm field of view
@@ -125,11 +135,6 @@ def _explain_slices(
 ) -> list[Path]:
     """Grad-CAM of the classifier (and gate maps of an attention U-Net) on test slices."""
     from PIL import Image
-
-    from braintumor.explain import explain_image
-    from braintumor.figures.overlay import heatmap_rgb
-    from braintumor.inference.predictor import Predictor
-    from braintumor.reports.cases import enlarge
 
     no = fmt.classes.index("notumor")
     tumor = [r for r in test if r.label != no][:2]
@@ -169,13 +174,6 @@ def run_demo(
 
 def _run(s: DemoSettings, out: Path, progress: bool) -> dict[str, Any]:
     from rich.console import Console
-
-    from braintumor.data import create_format
-    from braintumor.data.splits import load_splits
-    from braintumor.engine.train import train
-    from braintumor.pipeline.evaluate import evaluate_pipeline, format_table
-    from braintumor.pipeline.run import run_pipeline
-    from braintumor.reports.compare import compare_runs, read_run
 
     con = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from braintumor.data.preprocess import crop_foreground
 from braintumor.errors import ConfigError
 from braintumor.explain.maps import (
     attention_gates,
@@ -27,6 +28,9 @@ from braintumor.explain.maps import (
     cam_layer_by_name,
     grad_cam,
 )
+from braintumor.figures.overlay import heatmap_rgb
+from braintumor.inference.predictor import Predictor, to_original_grid
+from braintumor.inference.scans import load_input
 
 METHODS = ("auto", "gradcam", "rollout", "gates")
 
@@ -81,7 +85,6 @@ def crop_origin(image: np.ndarray, crop: bool) -> tuple[int, int, int, int]:
     h, w = image.shape[-2:]
     if not crop:
         return 0, 0, h, w
-    from braintumor.data.preprocess import crop_foreground
 
     rows, cols = np.mgrid[:h, :w].astype(np.int32)
     _, idx = crop_foreground(image, np.stack([rows, cols]))
@@ -91,7 +94,6 @@ def crop_origin(image: np.ndarray, crop: bool) -> tuple[int, int, int, int]:
 
 def to_input_grid(heat: np.ndarray, image: np.ndarray, crop: bool) -> np.ndarray:
     """S x S heat map at the model's input -> H x W on ``image``'s pixel grid."""
-    from braintumor.inference.predictor import to_original_grid
 
     top, left, ch, cw = crop_origin(image, crop)
     inner = to_original_grid(torch.from_numpy(np.asarray(heat, np.float32))[None], ch, cw)[0]
@@ -151,10 +153,6 @@ def explain_inputs(
     ``slice_index``, default the middle one.
     """
     from PIL import Image
-
-    from braintumor.figures.overlay import heatmap_rgb
-    from braintumor.inference.predictor import Predictor
-    from braintumor.inference.scans import load_input
 
     predictor = Predictor.from_run(run_dir, device)
     pick_method(predictor.card, method, layer, predictor.model)  # fail before reading any input

@@ -25,9 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from braintumor import __version__
 from braintumor.atomic import atomic_path, write_text_atomic
 from braintumor.config import Config, load_config
-from braintumor.errors import ConfigError, DataError
+from braintumor.data.registry import intensity_scale
+from braintumor.errors import BrainTumorError, ConfigError, DataError
+from braintumor.models.registry import create_model
 
 CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"
@@ -179,7 +182,6 @@ def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> P
 
 
 def _normalisation(spec: str) -> dict[str, str]:
-    from braintumor.data.registry import intensity_scale
 
     scale = intensity_scale(spec)
     how = (
@@ -195,7 +197,6 @@ def card_intensity(card: dict[str, Any]) -> str:
     norm = card.get("normalisation") or {}
     if norm.get("intensity") in ("unit", "zscore"):
         return str(norm["intensity"])
-    from braintumor.data.registry import intensity_scale
 
     return intensity_scale(str(card.get("data", {}).get("spec", "")))
 
@@ -212,7 +213,6 @@ def make_card(
     params: int | None = None,
 ) -> dict[str, Any]:
     """The model card (``model.json``) of a run."""
-    from braintumor import __version__
 
     return {
         "name": cfg.model.name,
@@ -286,7 +286,6 @@ def check_card(card: Any, path: Path) -> dict[str, Any]:
 
 
 def build_model_from_card(card: dict[str, Any]) -> nn.Module:
-    from braintumor.models.registry import create_model
 
     return create_model(
         card["name"],
@@ -305,8 +304,6 @@ def _state_mismatch(exc: RuntimeError) -> str:
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of a run folder from its card and ``model.safetensors``."""
     from safetensors.torch import load_file
-
-    from braintumor.errors import BrainTumorError
 
     run = Path(run_dir).expanduser()
     if run.is_file():

@@ -16,7 +16,9 @@ import numpy as np
 from braintumor.data import DatasetFormat, Record, create_format, parse_spec
 from braintumor.data.intensity import rescale_intensity
 from braintumor.data.registry import intensity_scale
+from braintumor.data.splits import load_splits, make_splits
 from braintumor.errors import DataError
+from braintumor.inference.runs import load_run, write_json
 from braintumor.metrics.segmentation import SegmentationEvaluator
 from braintumor.pipeline.core import TwoStagePipeline, progress
 
@@ -42,7 +44,6 @@ def choose_split(
     split: str,
 ) -> tuple[list[Record], str]:
     """The records of ``split`` and a sentence saying where the split comes from."""
-    from braintumor.data.splits import load_splits, make_splits
 
     saved = segmenter_run / "splits.json"
     same = _same_data(seg_card["data"]["spec"], data_spec)
@@ -182,7 +183,6 @@ def evaluate_pipeline(
 
     Writes ``out/pipeline_metrics.json`` and returns the same dict.
     """
-    from braintumor.inference.runs import load_run, write_json
 
     seg_run = load_run(segmenter_run)
     pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.data.io import write_nifti
 from braintumor.figures.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
 from braintumor.inference.scans import ScanInput
 from braintumor.pipeline.core import SliceResult
@@ -112,7 +113,6 @@ def write_volume_outputs(
     out: Path,
 ) -> dict[str, Any]:
     """Mask NIfTI(s), montage + largest-slice PNGs and the summary dict of a volume."""
-    from braintumor.data.io import write_nifti
 
     if scan.affine is None:
         raise ValueError(f"{scan.path}: a volume input without an affine")

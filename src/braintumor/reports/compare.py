@@ -19,6 +19,9 @@ import numpy as np
 
 from braintumor.errors import BrainTumorError, DataError
 from braintumor.figures.html import ReportWriter
+from braintumor.inference.runs import load_run, read_history
+from braintumor.pipeline.evaluate import METRICS_FILE, comparison_rows
+from braintumor.reports.cases import classification_cases, segmentation_cases
 from braintumor.reports.tables import fmt, metrics_table, settings_table
 
 CURVE_PREFERENCE = (
@@ -57,8 +60,6 @@ def read_run(path: str | Path) -> RunInfo:
             raise DataError(f"{p} is not a finished run folder: {f.name} is missing")
     history: list[dict[str, Any]] = []
     if (p / "history.csv").is_file():
-        from braintumor.inference.runs import read_history
-
         history = read_history(p / "history.csv")
     config: dict[str, Any] = {}
     if (p / "config.yaml").is_file():
@@ -72,8 +73,6 @@ def read_run(path: str | Path) -> RunInfo:
 def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> float:
     """Images per second of the model alone on this machine's CPU (batch of ``batch``)."""
     import torch
-
-    from braintumor.inference.runs import load_run
 
     run = load_run(run_dir)
     pre = run.card["preprocessing"]
@@ -130,7 +129,6 @@ def _confusion(r: RunInfo) -> np.ndarray | Path | None:
 
 
 def _pipeline_section(doc: ReportWriter, pipeline: Path) -> None:
-    from braintumor.pipeline.evaluate import METRICS_FILE, comparison_rows
 
     f = pipeline if pipeline.is_file() else pipeline / METRICS_FILE
     if not f.is_file():
@@ -180,7 +178,6 @@ def compare_runs(
         throughput_seconds: time spent measuring each model's images/s; 0 skips it
             (runs whose metrics.json records ``images_per_second`` use that).
     """
-    from braintumor.reports.cases import classification_cases, segmentation_cases
 
     if not run_dirs:
         raise DataError("compare needs at least one run folder")
