@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from braintumor.figures.overlay import PALETTE, overlay_rgb, save_overlay
+from braintumor.figures.overlay import PALETTE, mask_rgba, overlay_rgb, save_overlay
 
 
 def test_overlay_colours_regions_and_keeps_size(tmp_path: Path) -> None:
@@ -22,3 +22,13 @@ def test_overlay_colours_regions_and_keeps_size(tmp_path: Path) -> None:
     assert tuple(rgb[35, 2]) == (round(rgb[35, 2, 0]),) * 3  # outside: gray
     path = save_overlay(img, mask, tmp_path / "o.png", ["WT", "TC", "ET"], title="case")
     assert path.is_file() and path.stat().st_size > 500
+
+
+def test_mask_rgba_is_opaque_only_on_regions() -> None:
+    mask = np.zeros((2, 6, 5), np.uint8)
+    mask[0, 1:4, 1:4] = 1  # WT
+    mask[1, 2, 2] = 1  # TC, inside: drawn on top
+    rgba = mask_rgba(mask, ["WT", "TC"])
+    assert rgba.shape == (6, 5, 4) and rgba.dtype == np.uint8
+    np.testing.assert_array_equal(rgba[..., 3] > 0, mask.any(axis=0))
+    assert tuple(rgba[1, 1, :3]) == PALETTE["WT"] and tuple(rgba[2, 2, :3]) == PALETTE["TC"]
