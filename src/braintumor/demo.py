@@ -27,11 +27,10 @@ from braintumor.data.io import write_nifti
 from braintumor.data.splits import load_splits
 from braintumor.engine.train import train
 from braintumor.explain import explain_image
-from braintumor.figures.overlay import heatmap_rgb
+from braintumor.figures.overlay import enlarge, heatmap_rgb
 from braintumor.inference.predictor import Predictor
 from braintumor.pipeline.evaluate import evaluate_pipeline, format_table
 from braintumor.pipeline.run import run_pipeline
-from braintumor.reports.cases import enlarge
 from braintumor.reports.compare import compare_runs, read_run
 
 

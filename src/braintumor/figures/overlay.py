@@ -212,6 +212,12 @@ def save_overlay(
     return save_rgb(rgb, path, legend=legend, title=title)
 
 
+def enlarge(rgb: np.ndarray, min_side: int = 192) -> np.ndarray:
+    """Integer nearest-neighbour enlargement so that small images stay readable."""
+    k = max(1, int(np.ceil(min_side / max(rgb.shape[:2]))))
+    return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1) if k > 1 else rgb
+
+
 def montage(tiles: Sequence[np.ndarray], ncols: int | None = None, pad: int = 2) -> np.ndarray:
     """Tile equally sized H x W x 3 arrays into one grid image (black padding)."""
     if not tiles:

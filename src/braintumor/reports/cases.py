@@ -15,17 +15,11 @@ import numpy as np
 from braintumor.data import create_format
 from braintumor.data.splits import load_splits
 from braintumor.explain import explain_image
-from braintumor.figures.overlay import heatmap_rgb, montage, overlay_rgb, with_legend
+from braintumor.figures.overlay import enlarge, heatmap_rgb, montage, overlay_rgb, with_legend
 from braintumor.inference.predictor import Predictor
 from braintumor.metrics.segmentation import confusion_counts, scores_from_counts
 
 Case = tuple[np.ndarray, str]
-
-
-def enlarge(rgb: np.ndarray, min_side: int = 192) -> np.ndarray:
-    """Integer nearest-neighbour enlargement so that small images stay readable."""
-    k = max(1, int(np.ceil(min_side / max(rgb.shape[:2]))))
-    return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1) if k > 1 else rgb
 
 
 def test_split_samples(run_dir: Path, card: dict[str, Any], limit: int) -> list[dict[str, Any]]:

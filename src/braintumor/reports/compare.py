@@ -19,6 +19,7 @@ import numpy as np
 
 from braintumor.errors import BrainTumorError, DataError
 from braintumor.figures.html import ReportWriter
+from braintumor.figures.plots import curves_rgb
 from braintumor.inference.runs import load_run, read_history
 from braintumor.pipeline.evaluate import METRICS_FILE, comparison_rows
 from braintumor.reports.cases import classification_cases, segmentation_cases
@@ -87,7 +88,8 @@ def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> f
 
 
 def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None:
-    """One axes per metric (train loss, val loss, val metrics), one line per run."""
+    """One axes per metric (train loss, val loss, val metrics), one line per run; None
+    when no run has a history to draw."""
     keys: list[str] = []
     present = {k for r in runs for row in r.history for k, v in row.items() if v not in ("", None)}
     for k in ("train_loss", "val_loss", *CURVE_PREFERENCE):
@@ -95,30 +97,7 @@ def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None
             keys.append(k)
     if not keys:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cols = min(3, len(keys))
-    rows = int(np.ceil(len(keys) / cols))
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), dpi=100)
-    canvas = FigureCanvasAgg(fig)
-    for i, key in enumerate(keys):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        for r in runs:
-            pts = [
-                (float(row["epoch"]), float(row[key]))
-                for row in r.history
-                if row.get(key) not in ("", None)
-            ]
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o", ms=3, label=r.label)
-        ax.set(title=key.replace("_", " "), xlabel="epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return curves_rgb([(r.label, r.history) for r in runs], keys)
 
 
 def _confusion(r: RunInfo) -> np.ndarray | Path | None:
