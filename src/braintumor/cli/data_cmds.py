@@ -3,6 +3,8 @@
 ``inspect FORMAT[:PATH]`` prints a summary (tables by default, one JSON object on
 stdout with ``--json``; progress always goes to stderr). A preview grid PNG is
 written only when ``--preview PNG`` is given.
+
+Imports of the data package happen inside the commands so that ``--help`` stays fast.
 """
 
 from __future__ import annotations

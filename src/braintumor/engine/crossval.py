@@ -20,6 +20,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 
 from braintumor.config import Config
+from braintumor.data.splits import kfold_splits
 from braintumor.engine.data import open_format, subsample
 from braintumor.engine.tasks import COUNT_KEYS, scalar_metrics
 from braintumor.inference import runs
@@ -59,7 +60,6 @@ def cross_validate(
     because ``train`` calls this module). ``before_write`` is called once, by the
     first fold, just before its first file.
     """
-    from braintumor.data.splits import kfold_splits
 
     fmt = open_format(cfg.data.spec, cfg.data.options)
     records = subsample(fmt.records(), cfg.data.limit, cfg.seed)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from braintumor import __version__
 from braintumor.errors import BrainTumorError
 from braintumor.inference.runs import load_run
 
@@ -116,7 +117,6 @@ def exportable(model: nn.Module, example: torch.Tensor) -> nn.Module:
 
 def onnx_metadata(card: Mapping[str, Any]) -> dict[str, str]:
     """The model card fields stored as ONNX ``metadata_props`` (all values strings)."""
-    from braintumor import __version__
 
     meta = {
         "producer": f"braintumor {__version__}",
