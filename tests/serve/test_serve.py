@@ -145,7 +145,7 @@ def test_upload_at_the_limit_is_read(client: TestClient) -> None:
     ("name", "needle"),
     [
         ("scan.png", "cannot decode"),
-        ("scan.xyz", "unknown image type"),
+        ("scan.xyz", "unsupported input"),
         ("brain.nii.gz", "is a volume"),  # the double suffix survives the temp copy
     ],
 )

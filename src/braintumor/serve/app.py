@@ -30,8 +30,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from braintumor.data.intensity import rescale_intensity
 from braintumor.errors import BrainTumorError, ConfigError
+from braintumor.inference.scans import load_input
 from braintumor.serve.results import classification_result, segmentation_result
 from braintumor.serve.volume import is_volume_upload, predict_volume_upload, read_volume_upload
 
@@ -117,7 +117,7 @@ def _size(n: int) -> str:
 
 
 def _safe_suffix(filename: str) -> str:
-    """The upload's extension (read_image dispatches on it); odd characters dropped."""
+    """The upload's extension (the scan reader dispatches on it); odd characters dropped."""
     low = filename.lower()
     suffix = ".nii.gz" if low.endswith(".nii.gz") else Path(low).suffix
     return suffix if suffix.replace(".", "").isalnum() and len(suffix) <= 8 else ""
@@ -125,8 +125,6 @@ def _safe_suffix(filename: str) -> str:
 
 def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[str, Any]:
     """Copy the upload to a temp file with its own suffix, read it, predict (blocking)."""
-    from braintumor.data.io import read_image
-
     filename = upload.filename or "upload"
     with tempfile.TemporaryDirectory(prefix="braintumor-upload-") as tmpdir:
         path = Path(tmpdir) / f"scan{_safe_suffix(filename)}"
@@ -145,11 +143,12 @@ def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[
                     "filename": filename,
                     **_predict_volume(model, path, filename),
                 }
-            image = read_image(path)
+            scan = load_input(path)  # a 2D image: the reader predict and pipeline use
         except BrainTumorError as exc:
             # Name the user's file, not our temporary copy.
             raise BrainTumorError(str(exc).replace(str(path), filename)) from None
-    probs = model.predict([rescale_intensity(image, "unit", model.intensity)])[0]
+    image = scan.data
+    probs = model.predict(scan.slices(model.intensity))[0]
     if model.task == "classification":
         out = classification_result(np.asarray(probs), model.classes)
     else:
