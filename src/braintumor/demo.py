@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
 
 from braintumor.config import Config, load_config
 from braintumor.data import create_format
@@ -133,7 +136,6 @@ def _explain_slices(
     cls_run: Path, seg_run: Path, fmt: Any, test: list[Any], out: Path
 ) -> list[Path]:
     """Grad-CAM of the classifier (and gate maps of an attention U-Net) on test slices."""
-    from PIL import Image
 
     no = fmt.classes.index("notumor")
     tumor = [r for r in test if r.label != no][:2]
@@ -158,7 +160,6 @@ def run_demo(
     out: str | Path = "braintumor-demo", quick: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the key paths and headline numbers."""
-    import torch
 
     s = QUICK if quick else FULL
     # One intra-op thread: these models are too small to gain from more, and on a busy
@@ -172,7 +173,6 @@ def run_demo(
 
 
 def _run(s: DemoSettings, out: Path, progress: bool) -> dict[str, Any]:
-    from rich.console import Console
 
     con = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from braintumor.data.preprocess import crop_foreground
 from braintumor.errors import ConfigError
@@ -152,7 +153,6 @@ def explain_inputs(
     Volumes (NIfTI, DICOM series, BraTS cases) are explained on one slice:
     ``slice_index``, default the middle one.
     """
-    from PIL import Image
 
     predictor = Predictor.from_run(run_dir, device)
     pick_method(predictor.card, method, layer, predictor.model)  # fail before reading any input

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from braintumor import __version__
@@ -168,7 +169,6 @@ def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> P
     Each file is written to a temporary name and renamed into place, so a crash or a
     full disk never leaves a truncated file over a good one.
     """
-    from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -303,7 +303,6 @@ def _state_mismatch(exc: RuntimeError) -> str:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of a run folder from its card and ``model.safetensors``."""
-    from safetensors.torch import load_file
 
     run = Path(run_dir).expanduser()
     if run.is_file():

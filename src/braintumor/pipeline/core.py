@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from rich.console import Console
+from rich.progress import track
 
 from braintumor.errors import ConfigError
 from braintumor.inference.predictor import Predictor
@@ -55,8 +57,6 @@ def progress(items: Sequence[Any], description: str, enabled: bool = True) -> It
     if not enabled:
         yield from items
         return
-    from rich.console import Console
-    from rich.progress import track
 
     yield from track(items, description=description, console=Console(stderr=True), transient=True)
 

@@ -8,6 +8,7 @@ tumor in the truth), and what it costs: tumor slices wrongly emptied by the gate
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,6 @@ def _classifier_overlap(classifier_run: Path, chosen: list[Record]) -> int | Non
     the data set), so a classifier trained on a larger or smaller version of the same
     data still counts its overlap.
     """
-    import json
 
     try:
         saved = json.loads((classifier_run / "splits.json").read_text())["splits"]

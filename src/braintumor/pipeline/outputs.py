@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from braintumor.data.io import write_nifti
 from braintumor.figures.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
@@ -64,7 +65,6 @@ def write_image_outputs(
     scan: ScanInput, r: SliceResult, classes: Sequence[str], regions: Sequence[str], out: Path
 ) -> dict[str, Any]:
     """Mask PNG(s), overlay PNG and the summary dict of a 2D input."""
-    from PIL import Image
 
     info = _class_info(r, classes)
     files = []

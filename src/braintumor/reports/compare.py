@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
 
 from braintumor.errors import BrainTumorError, DataError
 from braintumor.figures.html import ReportWriter
@@ -64,8 +66,6 @@ def read_run(path: str | Path) -> RunInfo:
         history = read_history(p / "history.csv")
     config: dict[str, Any] = {}
     if (p / "config.yaml").is_file():
-        import yaml
-
         config = yaml.safe_load((p / "config.yaml").read_text()) or {}
     card, metrics = json.loads(card_path.read_text()), json.loads(metrics_path.read_text())
     return RunInfo(p, p.name, card, metrics, history, config)
@@ -73,7 +73,6 @@ def read_run(path: str | Path) -> RunInfo:
 
 def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> float:
     """Images per second of the model alone on this machine's CPU (batch of ``batch``)."""
-    import torch
 
     run = load_run(run_dir)
     pre = run.card["preprocessing"]
