@@ -216,11 +216,15 @@ def evaluate(
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run folder (the --out of train)."),
-    inputs: list[Path] = typer.Argument(..., help="Images (PNG/JPEG/TIFF/DICOM) or NIfTI volumes."),
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="Images (PNG/JPEG/TIFF/DICOM), NIfTI volumes, DICOM series or BraTS case folders.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
-    """Classify images, or segment images/volumes (masks + overlay PNGs)."""
+    """Classify images, or segment images/volumes (masks + overlay PNGs), scaled as the run's
+    card says (the same reader and preprocessing as pipeline, explain and serve)."""
     from braintumor.errors import DataError
     from braintumor.inference.predict_files import predict_inputs
     from braintumor.inference.predictor import Predictor
