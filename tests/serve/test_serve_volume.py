@@ -34,6 +34,14 @@ def client(cls_run: Path, seg_run: Path) -> Iterator[TestClient]:
         yield c
 
 
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
 def _nifti(path: Path, shape: tuple[int, int, int] = (30, 24, 5)) -> Path:
     vol = np.random.default_rng(2).random(shape).astype(np.float32) * 900
     nib.save(nib.Nifti1Image(vol, np.diag([*ZOOMS, 1.0])), path)
@@ -84,6 +92,7 @@ def test_zipped_dicom_series_is_read_in_slice_order(client: TestClient, tmp_path
     ("name", "data", "needle"),
     [
         ("bad.zip", b"not a zip", "not a valid zip"),
+        ("empty.zip", _zip({"notes.txt": b"hello"}), "no DICOM images"),
         ("brain.nii.gz", b"not a volume", "cannot read NIfTI"),
     ],
 )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.data.io import VOLUME_EXTENSIONS
-from braintumor.errors import DataError
+from braintumor.errors import BrainTumorError, DataError
 from braintumor.figures.overlay import mask_rgba, region_color
 from braintumor.inference.scans import ScanInput, load_input
 from braintumor.serve.results import png_base64
@@ -76,6 +76,8 @@ def read_volume_upload(path: Path, filename: str) -> ScanInput:
         folder = unzip_series(path, path.parent / "series", filename)
         try:
             return load_input(folder)
+        except BrainTumorError as exc:  # name the user's zip, not our unpacked copy
+            raise DataError(str(exc).replace(str(folder), filename)) from None
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     return load_input(path)
