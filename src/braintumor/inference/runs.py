@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch  # used as safetensors.torch.*: tests swap save_file (full disk)
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from braintumor import __version__
@@ -175,7 +175,7 @@ def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> P
     # clone(): tied weights share storage, which safetensors refuses to save twice.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
+        safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"})
     card = {**card, "created": card.get("created") or datetime.now(UTC).isoformat()}
     write_json(out / CARD_FILE, card)
     return out / WEIGHTS_FILE
@@ -325,7 +325,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     except BrainTumorError as exc:  # e.g. a model name this version does not know
         raise DataError(f"{card_path}: {exc}") from None
     try:
-        state = load_file(str(weights), device="cpu")
+        state = safetensors.torch.load_file(str(weights), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
         raise DataError(f"{weights}: cannot read weights ({exc}); retrain the run") from None
     try:
