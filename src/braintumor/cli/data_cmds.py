@@ -40,6 +40,9 @@ def datasets() -> None:
     Console().print(dl)
 
 
+PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what matplotlib writes
+
+
 @app.command()
 def inspect(
     spec: str = typer.Argument(..., help="FORMAT[:PATH], e.g. brain-tumor-mri:/data/btm"),
@@ -51,7 +54,9 @@ def inspect(
         None, "--option", "--set-option", "-o", help="Format option key=value (repeatable)."
     ),
     no_near: bool = typer.Option(False, "--no-near", help="Skip the near-duplicate search."),
-    seed: int = typer.Option(42, help="Seed of the patient-level split (sets without one)."),
+    seed: int = typer.Option(
+        42, min=0, max=2**32 - 1, help="Seed of the patient-level split (sets without one)."
+    ),
 ) -> None:
     """Count samples per split and class, check sizes and masks, find duplicates.
 
@@ -60,7 +65,16 @@ def inspect(
     """
     from braintumor.data import create_format
     from braintumor.data.audit import inspect_dataset, save_preview_grid
+    from braintumor.errors import ConfigError
 
+    # Checked before the scan, which can take minutes on a large set.
+    if preview is not None and preview.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise ConfigError(
+            f"--preview {preview}: the preview is an image; use a file name ending in "
+            f"{', '.join(PREVIEW_SUFFIXES)} (e.g. grid.png)"
+        )
+    if preview is not None and preview.is_dir():
+        raise ConfigError(f"--preview {preview} is a folder; give a file name such as grid.png")
     fmt = create_format(spec, **parse_options(option))
     summary = inspect_dataset(fmt, seed=seed, near_duplicates=not no_near, progress=True)
     if preview is not None:

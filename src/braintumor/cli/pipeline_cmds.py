@@ -56,6 +56,9 @@ def pipeline(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
     """Two-stage pipeline: the classifier gates the segmenter (scans in, findings out)."""
+    from braintumor.engine.checks import check_device
+
+    device = check_device(device)
     if evaluate and not data:
         raise ConfigError("--evaluate needs --data FORMAT[:PATH] (the data set to score on)")
     if data and not evaluate:
@@ -113,6 +116,9 @@ def explain(
     ),
 ) -> None:
     """Heat maps of where a model looks, overlaid on each input at its own size."""
+    from braintumor.engine.checks import check_device
+
+    device = check_device(device)
     from braintumor.explain import explain_inputs
 
     for p in explain_inputs(
