@@ -11,23 +11,8 @@ from typing import Any
 import typer
 
 from braintumor.atomic import new_folder
-from braintumor.cli.app import app
+from braintumor.cli.app import app, parse_options
 from braintumor.errors import ConfigError
-
-
-def _options(pairs: list[str]) -> dict[str, Any] | None:
-    """``key=value`` data-format options (values parsed as YAML: 3 -> int, true -> bool)."""
-    import yaml
-
-    if not pairs:
-        return None
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--data-option {pair!r} must look like key=value (target=regions)")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
-    return out
 
 
 def _describe(summary: dict[str, Any]) -> str:
@@ -60,7 +45,7 @@ def pipeline(
     ),
     data: str | None = typer.Option(None, "--data", help="With --evaluate: FORMAT[:PATH]."),
     data_option: list[str] = typer.Option(
-        [], "--data-option", help="Format option key=value (repeatable)."
+        [], "--option", "--data-option", "-o", help="Format option key=value (repeatable)."
     ),
     split: str = typer.Option("test", "--split", help="train, val or test (with --evaluate)."),
     evaluate: bool = typer.Option(
@@ -93,7 +78,7 @@ def pipeline(
             out,
             split,
             threshold,
-            options=_options(data_option),
+            options=parse_options(data_option) or None,
             device=device,
             show_progress=progress,
         )

@@ -1,4 +1,8 @@
-"""``braintumor export`` (ONNX) and ``braintumor serve`` (HTTP service with a web page)."""
+"""``braintumor export`` (ONNX) and ``braintumor serve`` (HTTP service with a web page).
+
+torch, onnx, FastAPI and uvicorn are imported inside the commands so that ``--help``
+stays fast.
+"""
 
 from __future__ import annotations
 

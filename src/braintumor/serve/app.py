@@ -5,7 +5,10 @@
 - ``GET /``: a self-contained web page (no CDN) to upload a scan and see the result;
 - ``GET /health``: liveness, number of models and the upload limit;
 - ``GET /models``: name (the run folder's name), task, classes / mask channels;
-- ``POST /predict?model=NAME``: multipart field ``file``; JSON back.
+- ``POST /predict?model=NAME``: multipart field ``file``; JSON back. A 2D image
+  gives probabilities or one mask; a NIfTI volume or a zipped DICOM series gives
+  every slice with its mask and the tumour volume in mL (:mod:`braintumor.serve.volume`).
+  Scans are scaled to the run's intensity (``unit`` or ``zscore``), as ``predict`` does.
 
 The limits (:mod:`braintumor.serve.limits`) are enforced while the body streams in
 (a too-long body is cut off, never buffered whole; a stalled one times out), on the
@@ -29,9 +32,11 @@ from starlette.datastructures import UploadFile
 
 from braintumor.data.limits import TooLargeError
 from braintumor.errors import BrainTumorError, ConfigError
+from braintumor.inference.scans import load_input
 from braintumor.serve.gates import InferenceGate, UploadGate, json_error
 from braintumor.serve.limits import ServiceLimits
 from braintumor.serve.results import classification_result, segmentation_result
+from braintumor.serve.volume import is_volume_upload, predict_volume_upload, read_volume_upload
 
 DEFAULT_MAX_UPLOAD_BYTES = ServiceLimits.max_upload_bytes
 _CHUNK = 1024 * 1024
@@ -47,7 +52,8 @@ class ServedModel:
     mask_channels: list[str]
     threshold: float
     image_size: int
-    predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W in [0, 1] -> probs
+    predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W on `intensity` -> probs
+    intensity: str = "unit"  # the run's scale (model card); uploads are brought to it
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -77,6 +83,7 @@ def load_served_model(run_dir: str | Path, name: str | None = None) -> ServedMod
         threshold=predictor.threshold,
         image_size=predictor.image_size,
         predict=predictor.predict_images,
+        intensity=predictor.intensity,
     )
 
 
@@ -105,7 +112,7 @@ def create_app(
 
 
 def _safe_suffix(filename: str) -> str:
-    """The upload's extension (read_image dispatches on it); odd characters dropped."""
+    """The upload's extension (the scan reader dispatches on it); odd characters dropped."""
     low = filename.lower()
     suffix = ".nii.gz" if low.endswith(".nii.gz") else Path(low).suffix
     return suffix if suffix.replace(".", "").isalnum() and len(suffix) <= 8 else ""
@@ -115,8 +122,6 @@ def _predict_upload(
     model: ServedModel, upload: UploadFile, limits: ServiceLimits
 ) -> dict[str, Any]:
     """Copy the upload to a temp file with its own suffix, read it, predict (blocking)."""
-    from braintumor.data.io import read_image
-
     filename = upload.filename or "upload"
     with tempfile.TemporaryDirectory(prefix="braintumor-upload-") as tmpdir:
         path = Path(tmpdir) / f"scan{_safe_suffix(filename)}"
@@ -128,11 +133,21 @@ def _predict_upload(
                     raise _UploadTooLarge
                 fh.write(chunk)
         try:
-            image = read_image(path, max_pixels=limits.max_pixels)  # checked before decoding
+            if is_volume_upload(filename):
+                return {
+                    "model": model.name,
+                    "task": model.task,
+                    "filename": filename,
+                    **_predict_volume(model, path, filename, limits),
+                }
+            # A 2D image through the reader predict and pipeline use; its declared size
+            # is checked before decoding.
+            scan = load_input(path, max_pixels=limits.max_pixels)
         except BrainTumorError as exc:
             # Name the user's file, not our temporary copy.
             raise type(exc)(str(exc).replace(str(path), filename)) from None
-    probs = model.predict([image])[0]
+    image = scan.data
+    probs = model.predict(scan.slices(model.intensity))[0]
     if model.task == "classification":
         out = classification_result(np.asarray(probs), model.classes)
     else:
@@ -141,9 +156,25 @@ def _predict_upload(
         "model": model.name,
         "task": model.task,
         "filename": filename,
+        "kind": "image",
         "image_size": list(image.shape[-2:]),
         **out,
     }
+
+
+def _predict_volume(
+    model: ServedModel, path: Path, filename: str, limits: ServiceLimits
+) -> dict[str, Any]:
+    """A NIfTI volume or zipped DICOM series: every slice segmented (blocking)."""
+    if model.task != "segmentation":
+        raise BrainTumorError(
+            f"{filename}: is a volume and {model.name} classifies 2D slices; choose a "
+            "segmentation model or upload one slice (PNG, JPEG, TIFF or DICOM)"
+        )
+    scan = read_volume_upload(path, filename, max_voxels=limits.max_voxels)
+    return predict_volume_upload(
+        model.predict, model.intensity, model.threshold, model.mask_channels, scan
+    )
 
 
 def build_app(
