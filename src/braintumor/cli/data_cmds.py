@@ -3,6 +3,8 @@
 ``inspect FORMAT[:PATH]`` prints a summary (tables by default, one JSON object on
 stdout with ``--json``; progress always goes to stderr). A preview grid PNG is
 written only when ``--preview PNG`` is given.
+
+Imports of the data package happen inside the commands so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,28 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from braintumor.cli.app import app
-from braintumor.errors import ConfigError
+from braintumor.cli.app import app, parse_options
 
 _err = Console(stderr=True)
-
-
-def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["target=labels", "skip_empty=none"]`` -> dict; values parsed as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"bad --option {item!r}: use key=value, e.g. --option target=labels")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            raise ConfigError(f"bad value in --option {item!r}: not valid YAML") from None
-    return out
 
 
 @app.command()

@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from braintumor.cli.app import app
+from braintumor.atomic import new_folder
+from braintumor.cli.app import app, parse_options
+from braintumor.errors import ConfigError
 
 _out = Console()
 
@@ -224,13 +226,19 @@ def evaluate(
         None, "--data", help="Evaluate on another data set FORMAT:PATH."
     ),
     split: str = typer.Option("test", "--split", help="train, val or test."),
-    option: list[str] | None = typer.Option(None, "--option", help="Format option key=value."),
+    option: list[str] | None = typer.Option(
+        None, "--option", "-o", help="Format option key=value (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained run on its saved split or on another data set."""
-    from braintumor.cli.data_cmds import parse_options
     from braintumor.engine.evaluate import evaluate_run
 
+    if option and data is None:  # the run's own data is read with its saved options
+        raise ConfigError(
+            "--option applies to the data set given with --data; without --data the run "
+            "is evaluated on its own data with the options it was trained on"
+        )
     metrics = evaluate_run(run, data_spec=data, split=split, options=parse_options(option))
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -247,11 +255,15 @@ def evaluate(
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run folder (the --out of train)."),
-    inputs: list[Path] = typer.Argument(..., help="Images (PNG/JPEG/TIFF/DICOM) or NIfTI volumes."),
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="Images (PNG/JPEG/TIFF/DICOM), NIfTI volumes, DICOM series or BraTS case folders.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
-    """Classify images, or segment images/volumes (masks + overlay PNGs)."""
+    """Classify images, or segment images/volumes (masks + overlay PNGs), scaled as the run's
+    card says (the same reader and preprocessing as pipeline, explain and serve)."""
     from braintumor.errors import DataError
     from braintumor.inference.predict_files import predict_inputs
     from braintumor.inference.predictor import Predictor
@@ -267,7 +279,8 @@ def predict(
             out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out / "predictions.json", json.dumps(results, indent=2) + "\n")
     else:
-        results = predict_inputs(predictor, inputs, out or (run / "predictions"))
+        with new_folder(out or (run / "predictions")):  # a failure leaves no empty --out
+            results = predict_inputs(predictor, inputs, out or (run / "predictions"))
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -71,3 +71,21 @@ def rescale_intensity(image: np.ndarray, src: str, dst: str) -> np.ndarray:
     if dst == "unit":
         return np.stack([robust_scale(c) for c in image]).astype(np.float32)
     return np.stack([zscore_brain(c) for c in image]).astype(np.float32)
+
+
+def scale_scan(volume: np.ndarray, scale: str, unit_scaled: bool = False) -> np.ndarray:
+    """A C x ... scan (one image or a whole volume per channel) on ``scale``, float32.
+
+    ``unit``: kept when already on [0, 1] (``unit_scaled``: the reader put it there),
+    else :func:`robust_scale` per channel over the whole volume. ``zscore``:
+    :func:`zscore_brain` per channel and volume (NaN read as background).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown intensity scale {scale!r}; use one of {SCALES}")
+    vol = np.asarray(volume)
+    if scale == "unit":
+        # As read_image does: float data already on [0, 1] keeps its values.
+        if unit_scaled or (vol.size > 0 and vol.min() >= 0 and vol.max() <= 1):
+            return vol.astype(np.float32, copy=False)
+        return np.stack([robust_scale(c) for c in vol])
+    return np.stack([zscore_brain(np.nan_to_num(c)) for c in vol])

@@ -226,7 +226,7 @@ def _write_outputs(
     history: list[dict[str, float]],
     metrics: dict[str, Any],
 ) -> None:
-    from braintumor.reports.plots import plot_confusion_matrix, plot_learning_curves
+    from braintumor.figures.plots import plot_confusion_matrix, plot_learning_curves
 
     is_cls = cfg.task == "classification"
     card = runs.make_card(
