@@ -122,8 +122,9 @@ def pipeline_seconds(
     from braintumor.pipeline.run import run_pipeline
 
     tag = f"{spec}{seg_ch}"
+    # The gate sees the same channels as the segmenter (4 BraTS sequences, 3 LGG ones).
     cls = write_run(
-        work / f"cls_{tag}", "classification", "custom_cnn", 1, FOUR, 128, "brain-tumor-mri", sets
+        work / f"cls_{tag}", "classification", "custom_cnn", seg_ch, FOUR, 128, spec, sets
     )
     seg = write_run(work / f"seg_{tag}", "segmentation", "unet", seg_ch, masks, 128, spec, sets)
     start = time.perf_counter()
