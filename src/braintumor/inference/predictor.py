@@ -30,6 +30,7 @@ from braintumor.inference.scans import ScanInput
 from braintumor.precision import (
     as_layout,
     autocast_dtype,
+    one_thread,
     resolve_precision,
     set_layout,
     use_channels_last,
@@ -216,11 +217,13 @@ class Predictor:
         out: list[Any] = []
         for i in range(0, len(images), batch_size):
             chunk = images[i : i + batch_size]
-            batch = np.stack([self.preprocess(im) for im in chunk])
+            with one_thread():  # per-slice resizing: see one_thread
+                batch = np.stack([self.preprocess(im) for im in chunk])
             probs = self._forward(batch)
             if self.is_classification:
                 out.append(probs.numpy())
-            else:
+                continue
+            with one_thread():
                 for im, p in zip(chunk, probs, strict=True):
                     h, w = np.asarray(im).shape[-2:]
                     out.append(to_original_grid(p, int(h), int(w)))
