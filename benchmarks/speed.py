@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, append_markdown, fmt, markdown_table, write_result  # noqa: E402
+from _common import DEFAULT_DATA, fmt  # noqa: E402
 from _speed_e2e import engine_rate, lgg_patient, pipeline_seconds, predict_rate  # noqa: E402
 from _speed_nets import (  # noqa: E402
     INFER_VARIANTS,
@@ -38,11 +38,11 @@ from _speed_nets import (  # noqa: E402
     peak_rss_mb,
     train_seconds,
 )
+from _speed_report import PEER, report, targets  # noqa: E402
 
 from braintumor.models.registry import create_model, list_models, model_entry  # noqa: E402
 
 SECTIONS = ("nets", "scaling", "engine", "predict", "pipeline")
-PEER = "monai_BasicUNet16"  # the reference every target is measured against
 
 
 def networks(names: list[str] | None) -> dict[str, tuple[str, Any]]:
@@ -242,143 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     res["seconds"] = time.perf_counter() - started
     res["targets"] = targets(res)
     report(res, write=not args.no_write)
-
-
-def _row(res: dict[str, Any], name: str) -> dict[str, Any]:
-    return next((r for r in res.get("nets", []) if r["model"] == name), {})
-
-
-def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and met / not met."""
-    out = []
-
-    def add(what: str, value: float | None, goal: float, lower: bool = False) -> None:
-        met = None if value is None else (value <= goal if lower else value >= goal)
-        out.append({"target": what, "value": value, "goal": goal, "met": met})
-
-    unet, peer, cnn = _row(res, "unet"), _row(res, PEER), _row(res, "custom_cnn")
-    if unet and peer:
-        best_train = max(unet.get(f"train_{v}") or 0 for v in TRAIN_VARIANTS)
-        add("unet train / BasicUNet fp32 train", best_train / peer["train_fp32"], 2.0)
-        add(
-            "unet infer / BasicUNet fp32 infer",
-            unet[f"infer_{unet['best_infer']}"] / peer["infer_fp32"],
-            2.0,
-        )
-    if "engine" in res:
-        eng, raw = res["engine"]["default"]["img_s"], res["raw"]
-        add("engine train / raw unet bf16+cl train", eng / raw["unet_train_bf16_cl"], 0.8)
-        add("engine train / BasicUNet fp32 raw loop", eng / raw["peer_train_fp32"], 1.6)
-    if "predict" in res:
-        pr = res["predict"]
-        add(
-            "predict 240 PNG / BasicUNet fp32 forward loop",
-            pr["default"]["img_s"] / pr["peer_forward_img_s"],
-            1.0,
-        )
-    if cnn:
-        add("custom_cnn inference img/s (128 px)", cnn[f"infer_{cnn['best_infer']}"], 1500)
-    if res.get("pipeline", {}).get("brats_155_slices_s") is not None:
-        add(
-            "pipeline, 155-slice BraTS case (s)",
-            res["pipeline"]["brats_155_slices_s"],
-            5.0,
-            lower=True,
-        )
-    return out
-
-
-def report(res: dict[str, Any], write: bool) -> None:
-    tables = []
-    if res.get("nets"):
-        hdr = [
-            "network",
-            "GFLOP/img",
-            "infer fp32",
-            "cl",
-            "bf16",
-            "bf16+cl",
-            "ORT",
-            "compile",
-            "best",
-            "lat. b1 ms (fp32/best)",
-            "train fp32",
-            "cl",
-            "bf16",
-            "bf16+cl",
-            "peak MB (train)",
-            "GFLOP/s (best infer)",
-            "% of peak",
-            "max |Δ| bf16+cl",
-        ]
-        rows = [
-            [
-                r["model"],
-                fmt(r["gflop_per_img"], 2),
-                *(fmt(r.get(f"infer_{v}"), 1) for v in (*INFER_VARIANTS, "compile")),
-                r["best_infer"],
-                f"{r['latency_ms_fp32']:.1f}/{r['latency_ms_best']:.1f}",
-                *(fmt(r.get(f"train_{v}"), 1) for v in TRAIN_VARIANTS),
-                fmt(r["peak_mb_train_fp32"], 0),
-                fmt(r["gflops_infer_best"], 1),
-                fmt(100 * r["peak_share_infer"], 0),
-                fmt(r.get("diff_bf16_cl"), 3),
-            ]
-            for r in res["nets"]
-        ]
-        tables.append(markdown_table(hdr, rows))
-    if res.get("scaling"):
-        tables.append(
-            markdown_table(
-                ["unet size", "batch", "variant", "infer img/s"],
-                [
-                    [r["size"], r["batch"], r["variant"], fmt(r["infer_img_s"], 1)]
-                    for r in res["scaling"]
-                ],
-            )
-        )
-    if res.get("engine"):
-        tables.append(
-            markdown_table(
-                ["engine run", "train imgs", "epochs", "fit s", "img/s"],
-                [
-                    [k, v["n_train"], v["epochs"], fmt(v["train_seconds"], 1), fmt(v["img_s"], 1)]
-                    for k, v in res["engine"].items()
-                ],
-            )
-        )
-    tgt = markdown_table(
-        ["target", "measured", "goal", "met"],
-        [
-            [
-                t["target"],
-                fmt(t["value"], 2),
-                t["goal"],
-                {True: "yes", False: "NO", None: "–"}[t["met"]],
-            ]
-            for t in res["targets"]
-        ],
-    )
-    tables.append(tgt)
-    other = {
-        k: res[k]
-        for k in ("matmul_peak_gflops", "raw", "predict", "pipeline", "seconds")
-        if k in res
-    }
-    print("\n\n".join(tables))
-    print(other)
-    if write:
-        name = "speed_quick" if res["quick"] else "speed"
-        path = write_result(name, res)
-        notes = (
-            f"Matmul peak GFLOP/s: {fmt(res['matmul_peak_gflops']['fp32'], 0)} fp32, "
-            f"{fmt(res['matmul_peak_gflops']['bf16'], 0)} bf16. Throughput in img/s at batch "
-            f"{res['nets'][0]['batch'] if res.get('nets') else '-'}; other figures: {other}. "
-            f"Raw numbers: `{path.relative_to(path.parents[2])}`."
-        )
-        append_markdown(
-            "Speed" + (" (quick smoke run)" if res["quick"] else ""), "\n\n".join(tables), notes
-        )
 
 
 if __name__ == "__main__":
