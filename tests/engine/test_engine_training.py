@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,12 @@ def saved_keys_patients(run: Path) -> set[str]:
     """The patient ids of the saved test split."""
     splits = json.loads((run / "splits.json").read_text())
     return set(splits["splits"]["test"]["patients"])
+
+
+def test_loss_monitor_keeps_the_real_validation_loss(tmp_path: Path) -> None:
+    # The monitor placeholder (NaN for an undefined metric) must not overwrite val_loss.
+    cfg = tiny_config(tmp_path, **{"trainer.monitor": "loss", "trainer.epochs": 2})
+    run = train(cfg, tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["monitor"] == "val_loss"
+    assert metrics["best_val"] is not None and math.isfinite(metrics["best_val"])

@@ -29,7 +29,6 @@ from tests.engine.test_engine_training import _Scripted, tiny_config
 ROOT = Path(__file__).resolve().parents[2]
 # Three epochs, the best one chosen on val ECE, a continuous metric (so the saved
 # weights come from a resumed epoch), augmentation, early stopping and a time budget.
-# (trainer.monitor=loss logs val_loss as NaN: a module.py bug, left to its owner.)
 RESUMABLE = {
     "trainer.epochs": 3,
     "trainer.deterministic": "true",

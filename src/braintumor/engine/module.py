@@ -179,7 +179,9 @@ class BrainTumorModule(L.LightningModule):
         metrics = scalar_metrics(ev.compute())
         # The monitor is always logged (NaN when undefined): ModelCheckpoint treats NaN
         # as the worst value, whereas a missing key would abort training.
-        metrics.setdefault(self.task.monitor, math.nan)
+        # val_loss is logged by validation_step: a NaN placeholder here would overwrite it.
+        if self.task.monitor != "loss":
+            metrics.setdefault(self.task.monitor, math.nan)
         logged = {f"val_{k}": v for k, v in metrics.items() if k not in COUNT_KEYS}
         self.log_dict(logged, sync_dist=True)  # equal on every rank (see above)
 
