@@ -16,7 +16,7 @@ from braintumor.data.base import Record
 from braintumor.engine.crossval import summarize_folds
 from braintumor.engine.data import class_weights, resolve_crop, subsample
 from braintumor.engine.inference import Predictor, padding_box
-from braintumor.engine.module import cosine_with_warmup
+from braintumor.engine.schedule import cosine_with_warmup
 from braintumor.engine.runs import load_run, make_card, prepare_run_dir, save_run_model
 from braintumor.errors import ConfigError, DataError
 from braintumor.models.registry import create_model

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from braintumor.data.stacking import stack_neighbours
 from braintumor.engine.evaluate import pick_device
 from braintumor.engine.runs import load_run
 from braintumor.engine.tasks import Task, create_task
@@ -50,6 +51,14 @@ def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray
     return x[0, :, top : top + h, left : left + w].clamp(0, 1).cpu().numpy()
 
 
+def _flair_channel(card: dict[str, Any]) -> int:
+    """The FLAIR channel of the format the run was trained on (0 if unknown)."""
+    from braintumor.data.registry import FORMATS
+
+    name = str(card.get("data", {}).get("spec", "")).split(":", 1)[0]
+    return int(FORMATS.get(name).flair_channel) if name in FORMATS else 0
+
+
 class Predictor:
     """A trained model plus its preprocessing.
 
@@ -69,6 +78,8 @@ class Predictor:
         self.image_size = int(pre["image_size"])
         self.channels = int(pre["channels"])
         self.crop = bool(pre["crop"])
+        self.neighbours = int(pre.get("neighbours", 0))
+        self.flair_channel = _flair_channel(card)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None) -> Predictor:
@@ -101,6 +112,11 @@ class Predictor:
             )
         sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
         prepared = prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
+        if self.neighbours:
+            # A slice on its own has no neighbours: the edge rule repeats its own FLAIR.
+            prepared = stack_neighbours(
+                prepared, [prepared] * (2 * self.neighbours), self.flair_channel
+            )
         # SliceDataset stores prepared images as float16 (training, evaluation): round
         # the same way so that a prediction equals what evaluation computes.
         return prepared.astype(np.float16).astype(np.float32)

@@ -31,6 +31,7 @@ from braintumor.engine.data import (
 )
 from braintumor.engine.evaluate import evaluate_model, pick_device
 from braintumor.engine.module import BrainTumorModule
+from braintumor.engine.schedule import schedule_callbacks
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
 
@@ -108,9 +109,12 @@ def fit_run(
     # The resolved config: what was actually used, so the run can be reproduced.
     cfg.data.channels, cfg.data.crop = data.channels, data.crop
     cfg.loss = cfg.loss or task.default_loss
-    probe_model(cfg, data.channels, task.num_outputs)  # a size the model cannot take: now
+    probe_model(cfg, data.in_channels, task.num_outputs)  # a size the model cannot take: now
     model = create_model(
-        cfg.model.name, in_channels=data.channels, num_classes=task.num_outputs, **cfg.model.kwargs
+        cfg.model.name,
+        in_channels=data.in_channels,
+        num_classes=task.num_outputs,
+        **cfg.model.kwargs,
     )
     if cfg.model.pretrained:
         from braintumor.models.pretrained import load_pretrained
@@ -127,6 +131,7 @@ def fit_run(
         loss=cfg.loss,
         class_weights=weights,
         freeze_epochs=cfg.model.freeze_epochs,
+        max_minutes=cfg.trainer.max_minutes,
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")
@@ -137,11 +142,12 @@ def fit_run(
         monitor=f"val_{task.monitor}",
         mode=task.monitor_mode,
         save_top_k=1,
-        save_weights_only=True,
+        # With EMA, Lightning puts the averaged weights into a full checkpoint only.
+        save_weights_only=cfg.trainer.ema_decay <= 0,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    extra: list[Callback] = [ckpt, *callbacks]
+    extra: list[Callback] = [ckpt, *schedule_callbacks(cfg), *callbacks]
     if cfg.trainer.patience > 0:
         extra.append(
             EarlyStopping(
@@ -208,7 +214,7 @@ def _write_outputs(
     is_cls = cfg.task == "classification"
     card = runs.make_card(
         cfg,
-        in_channels=data.channels,
+        in_channels=data.in_channels,
         num_classes=task.num_outputs,
         classes=list(data.fmt.classes),
         mask_channels=list(data.fmt.mask_channels),
