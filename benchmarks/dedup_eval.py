@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from braintumor.data import create_format
-    from braintumor.engine.inference import Predictor
+    from braintumor.inference.predictor import Predictor
     from braintumor.metrics.classification import classification_metrics
 
     fmt = create_format(f"brain-tumor-mri:{args.data_root / 'brain-tumor-mri'}")

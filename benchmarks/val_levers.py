@@ -33,7 +33,7 @@ def val_predictions(run_dir: Path, tta: bool) -> dict[str, list]:
     from braintumor.data.dataset import SliceDataset
     from braintumor.data.stacking import slice_position
     from braintumor.engine.evaluate import saved_split
-    from braintumor.engine.runs import load_run
+    from braintumor.inference.runs import load_run
     from braintumor.inference.tta import flip_tta
 
     run = load_run(run_dir)

@@ -12,10 +12,10 @@ from PIL import Image
 from torch import nn
 
 from braintumor.config import Config, save_config
-from braintumor.engine.inference import Predictor
-from braintumor.engine.runs import make_card, save_run_model
 from braintumor.errors import ConfigError
 from braintumor.explain import explain_image, explain_inputs, to_input_grid
+from braintumor.inference.predictor import Predictor
+from braintumor.inference.runs import make_card, save_run_model
 from braintumor.models import create_model
 
 CLASSES = ["notumor", "tumor"]

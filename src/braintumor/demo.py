@@ -126,8 +126,8 @@ def _explain_slices(
     """Grad-CAM of the classifier (and gate maps of an attention U-Net) on test slices."""
     from PIL import Image
 
-    from braintumor.engine.inference import Predictor
     from braintumor.explain import explain_image
+    from braintumor.inference.predictor import Predictor
     from braintumor.reports.cases import enlarge
     from braintumor.reports.overlay import heatmap_rgb
 

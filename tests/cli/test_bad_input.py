@@ -76,7 +76,7 @@ def _brats(root: Path) -> Path:
 def _fake_run(out: Path) -> Path:
     """A complete run folder (untrained 1-channel simple_cnn), written by the run API."""
     from braintumor.config import Config, save_config
-    from braintumor.engine.runs import make_card, save_run_model
+    from braintumor.inference.runs import make_card, save_run_model
     from braintumor.models.registry import create_model
 
     cfg = Config()
@@ -268,7 +268,7 @@ def test_interrupted_weight_write_keeps_the_old_weights(
 ) -> None:
     import safetensors.torch
 
-    from braintumor.engine.runs import load_run, save_run_model
+    from braintumor.inference.runs import load_run, save_run_model
     from braintumor.models.registry import create_model
 
     run = _fake_run(tmp_path / "run")
@@ -295,7 +295,7 @@ def test_interrupted_weight_write_keeps_the_old_weights(
 def test_interrupted_json_write_keeps_the_old_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from braintumor.engine.runs import write_json
+    from braintumor.inference.runs import write_json
 
     target = write_json(tmp_path / "metrics.json", {"accuracy": 0.9})
     good = target.read_bytes()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from braintumor.data.formats.lgg import volume_scale
+from braintumor.data.intensity import apply_volume_scale, volume_scale
 from braintumor.data.transforms import ReplaceWithReference, build_transforms
 from braintumor.engine.data import tumor_sampler
 
@@ -48,3 +48,6 @@ def test_volume_scale_is_a_per_channel_percentile_of_the_brain() -> None:
     vol[:, 1, :2] = 0.8
     s = volume_scale(vol)
     assert np.allclose(s, [0.2, 0.8, 1.0])  # the empty channel is left unscaled
+    slice_ = vol[0]
+    assert np.allclose(apply_volume_scale(slice_, s)[:2, 0, 0], [1.0, 1.0])
+    assert np.allclose(volume_scale(slice_), s)  # one slice: its own percentiles

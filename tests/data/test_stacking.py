@@ -42,3 +42,10 @@ def test_stack_appends_the_neighbours_flair() -> None:
     out = stack_neighbours(image, [below, above], flair_channel=1)
     assert out.shape == (5, 2, 2)
     assert [float(c[0, 0]) for c in out] == [1, 2, 3, 20, 200]
+
+
+def test_volume_neighbours_for_ordered_slices() -> None:
+    from braintumor.data.stacking import volume_neighbours
+
+    assert volume_neighbours(3, 1).tolist() == [[0, 1], [0, 2], [1, 2]]
+    assert volume_neighbours(1, 2).tolist() == [[0, 0, 0, 0]]

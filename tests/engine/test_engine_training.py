@@ -14,11 +14,11 @@ from safetensors.torch import load_file
 
 from braintumor.config import Config, load_config
 from braintumor.engine.evaluate import evaluate_run
-from braintumor.engine.inference import Predictor
-from braintumor.engine.runs import load_run
 from braintumor.engine.tasks import ClassificationEvaluator, Evaluator
 from braintumor.engine.train import train
 from braintumor.errors import ConfigError
+from braintumor.inference.predictor import Predictor
+from braintumor.inference.runs import load_run
 
 SCRIPT = [0.2, 0.9, 0.1]  # val balanced accuracy per epoch: best is epoch 1, not the last
 

@@ -1,4 +1,4 @@
-"""Engine pieces that need no training: run folders, inversion of the geometry, helpers."""
+"""Engine pieces that need no training: run-folder guard, schedules, data helpers."""
 
 from __future__ import annotations
 
@@ -6,71 +6,16 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from braintumor.config import Config, save_config
 from braintumor.data.base import Record
 from braintumor.engine.crossval import summarize_folds
 from braintumor.engine.data import class_weights, resolve_crop, subsample
-from braintumor.engine.inference import Predictor, padding_box
 from braintumor.engine.schedule import cosine_with_warmup
-from braintumor.engine.runs import load_run, make_card, prepare_run_dir, save_run_model
-from braintumor.errors import ConfigError, DataError
+from braintumor.errors import ConfigError
+from braintumor.inference.runs import prepare_run_dir
 from braintumor.models.registry import create_model
-
-
-def _card(task: str, name: str, in_ch: int, n_out: int, size: int, **kw: object) -> dict:
-    cfg = Config(task=task)
-    cfg.model.name, cfg.model.kwargs, cfg.data.image_size = name, dict(kw), size
-    names = [f"c{i}" for i in range(n_out)]
-    return make_card(
-        cfg,
-        in_channels=in_ch,
-        num_classes=n_out,
-        classes=names if task == "classification" else [],
-        mask_channels=names if task == "segmentation" else [],
-        crop=task == "classification",
-    )
-
-
-def _write_run(tmp_path: Path, model: nn.Module, card: dict) -> Path:
-    save_run_model(tmp_path, model, card)
-    cfg = Config(task=card["task"])
-    cfg.model.name = card["name"]
-    save_config(cfg, tmp_path / "config.yaml")
-    return tmp_path
-
-
-@pytest.mark.parametrize(
-    ("task", "name", "kw"),
-    [("classification", "simple_cnn", {}), ("segmentation", "unet", {"n_filters": 4, "depth": 2})],
-)
-def test_run_round_trip_gives_identical_outputs(
-    tmp_path: Path, task: str, name: str, kw: dict
-) -> None:
-    torch.manual_seed(0)
-    model = create_model(name, in_channels=2, num_classes=3, **kw).eval()
-    run = _write_run(tmp_path, model, _card(task, name, 2, 3, 32, **kw))
-    loaded = load_run(run)
-    x = torch.rand(2, 2, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(model(x), loaded.model(x))
-    assert not loaded.model.training
-    # The saved tensors are copies: changing the live model later changes nothing on disk.
-    with torch.no_grad():
-        next(model.parameters()).add_(1.0)
-    assert not torch.equal(model(x), load_run(run).model(x))
-
-
-def test_load_run_names_the_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="not found"):
-        load_run(tmp_path / "nope")
-    (tmp_path / "model.json").write_text("{}")
-    with pytest.raises(DataError, match="model.safetensors is missing"):
-        load_run(tmp_path)
 
 
 def test_existing_run_is_not_overwritten_without_force(tmp_path: Path) -> None:
@@ -82,68 +27,6 @@ def test_existing_run_is_not_overwritten_without_force(tmp_path: Path) -> None:
     prepare_run_dir(tmp_path, force=True)
     assert not (tmp_path / "model.safetensors").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"  # not ours: kept
-
-
-class _Sharpen(nn.Module):
-    """Segmenter whose probability is ~ the first input channel thresholded at 0.5."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 200.0 * (x[:, :1] - 0.5)
-
-
-@pytest.mark.parametrize("size", [30, 64, 16])
-def test_segmentation_probs_map_back_onto_the_input(size: int) -> None:
-    h, w = 20, 30
-    image = np.zeros((1, h, w), np.float32)
-    image[0, 4:14, 6:22] = 1.0  # a 10 x 16 block, off-centre
-    pred = Predictor(_Sharpen(), _card("segmentation", "x", 1, 1, size), device="cpu")
-    probs = pred.predict_images([image])[0]
-    assert probs.shape == (1, h, w)
-    mask = pred.masks(probs)[0]
-    if size == 30:  # no resizing: the inversion must be exact
-        assert np.array_equal(mask, image[0].astype(np.uint8))
-    else:  # resampling blurs only the block's border
-        assert (mask != image[0]).mean() < 0.08
-        assert mask[6:12, 8:20].all() and not mask[16:, :].any()
-
-
-def test_padding_box_matches_pad_to_square() -> None:
-    assert padding_box(20, 30) == (5, 0, 20, 30)
-    assert padding_box(31, 10) == (0, 10, 31, 10)
-
-
-class _Recorder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(x.clone())
-        return 200.0 * (x[:, :1] - 0.5)
-
-
-def test_predict_volume_slices_like_the_volume_formats() -> None:
-    rng = np.random.default_rng(0)
-    vol = (rng.random((12, 8, 5)) > 0.5).astype(np.float32)  # X x Y x Z, not square
-    rec = _Recorder()
-    pred = Predictor(rec, _card("segmentation", "x", 1, 1, 12), device="cpu")
-    probs = pred.predict_volume(vol, batch_size=2)
-    assert probs.shape == (1, 12, 8, 5)
-    assert np.array_equal(pred.masks(probs)[0], vol.astype(np.uint8))
-    # Slice z=0 as the model saw it: H x W = Y x X (BraTS: volume[:, :, z].T), padded
-    # top and bottom from 8 to 12 rows.
-    first = torch.cat(rec.seen)[0, 0].numpy()
-    assert np.array_equal(first[2:10, :], vol[:, :, 0].T)
-
-
-def test_classification_predictor_returns_probabilities() -> None:
-    torch.manual_seed(0)
-    model = create_model("simple_cnn", in_channels=1, num_classes=3)
-    pred = Predictor(model, _card("classification", "simple_cnn", 1, 3, 32), device="cpu")
-    images = [np.random.default_rng(i).random((3, 40 + i, 50)).astype(np.float32) for i in range(3)]
-    probs = pred.predict_images(images, batch_size=2)
-    assert probs.shape == (3, 3)
-    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_cosine_schedule_warms_up_then_decays() -> None:
@@ -217,23 +100,6 @@ def test_optimizers_and_schedules(optimizer: str, scheduler: str) -> None:
             5,
             freeze_epochs=1,
         )
-
-
-def test_model_card_records_the_intensity_normalisation() -> None:
-    from braintumor.config import load_config
-    from braintumor.engine.runs import card_intensity, make_card
-
-    def card(spec: str) -> dict:
-        cfg = load_config(None, [f"data.spec={spec}"])
-        return make_card(
-            cfg, in_channels=4, num_classes=1, classes=[], mask_channels=["tumor"], crop=False
-        )
-
-    assert card("synthetic")["normalisation"]["intensity"] == "unit"
-    assert card("brats:/data/brats")["normalisation"]["intensity"] == "zscore"
-    old = card("brats-h5:/data/h5")
-    del old["normalisation"]  # cards written before the field: inferred from the data spec
-    assert card_intensity(old) == "zscore"
 
 
 @pytest.mark.parametrize(

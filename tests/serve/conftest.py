@@ -2,7 +2,7 @@
 
 The serving and export code only depends on the run folder contract (config.yaml,
 model.json, model.safetensors), so the runs are written directly with
-:func:`braintumor.engine.runs.save_run_model` from a freshly initialised model:
+:func:`braintumor.inference.runs.save_run_model` from a freshly initialised model:
 milliseconds instead of a training loop, and the same files ``train`` writes.
 """
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from braintumor.config import Config, save_config
-from braintumor.engine import runs
+from braintumor.inference import runs
 from braintumor.models import create_model
 
 TINY_KWARGS = {

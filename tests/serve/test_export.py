@@ -108,7 +108,7 @@ def test_export_cli_writes_run_model(
     cls_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from braintumor.cli import main
-    from braintumor.engine.runs import load_run
+    from braintumor.inference.runs import load_run
 
     out = tmp_path / "cls.onnx"
     main(["export", str(cls_run), "--out", str(out), "--no-dynamic-batch"])

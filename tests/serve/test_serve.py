@@ -34,7 +34,7 @@ def _decode(b64: str) -> np.ndarray:
 def _expected_probs(run: Path, png: bytes, tmp_path: Path) -> np.ndarray:
     """What the predictor gives for the same file, called directly (no HTTP)."""
     from braintumor.data.io import read_image
-    from braintumor.engine.inference import Predictor
+    from braintumor.inference.predictor import Predictor
 
     path = tmp_path / "scan.png"
     path.write_bytes(png)

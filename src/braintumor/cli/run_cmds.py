@@ -174,8 +174,8 @@ def train(
     }
     cfg = build_train_config(config, set_ or [], flags)
     # Lightning is imported only now: a typo in the config is reported in a second.
-    from braintumor.engine.runs import CV_FILE, METRICS_FILE
     from braintumor.engine.train import train as run_training
+    from braintumor.inference.runs import CV_FILE, METRICS_FILE
 
     run = run_training(cfg, out, force=force)
     _out.print(f"run folder: {run}")
@@ -203,7 +203,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    from braintumor.engine.runs import CARD_FILE
+    from braintumor.inference.runs import CARD_FILE
 
     task = json.loads((run / CARD_FILE).read_text())["task"]
     print_metrics(_out, metrics, task, f"{metrics.get('split', split)} of {metrics['data']}")
@@ -220,9 +220,9 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Classify images, or segment images/volumes (masks + overlay PNGs)."""
-    from braintumor.engine.inference import Predictor
-    from braintumor.engine.predict_files import predict_inputs
     from braintumor.errors import DataError
+    from braintumor.inference.predict_files import predict_inputs
+    from braintumor.inference.predictor import Predictor
 
     if out is not None and out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; choose a folder for the predictions")

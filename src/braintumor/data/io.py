@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.data.intensity import robust_scale, to_unit
 from braintumor.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -36,7 +37,6 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_volume",
-    "robust_scale",
     "write_nifti",
 ]
 
@@ -66,31 +66,6 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     root = Path(folder)
     it = root.rglob("*") if recursive else root.iterdir()
     return sorted(p for p in it if p.is_file() and is_image_file(p))
-
-
-def robust_scale(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Scale to [0, 1] by the ``low``/``high`` percentiles (clipped); constant -> zeros."""
-    a = np.asarray(a, dtype=np.float32)
-    finite = a[np.isfinite(a)]
-    if finite.size == 0:
-        return np.zeros_like(a)
-    lo, hi = np.percentile(finite, [low, high])
-    if hi <= lo:  # (nearly) constant image: percentiles collapse, fall back to min/max
-        lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        return np.zeros_like(a)
-    out = (np.nan_to_num(a, nan=lo) - lo) / (hi - lo)
-    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
-
-
-def _to_unit(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.bool_:
-        return a.astype(np.float32)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if np.issubdtype(a.dtype, np.floating) and a.size and 0.0 <= a.min() and a.max() <= 1.0:
-        return a.astype(np.float32)  # already on the unit scale
-    return robust_scale(a)
 
 
 def _channels_first(a: np.ndarray, path: Path) -> np.ndarray:
@@ -200,7 +175,7 @@ def read_image(path: str | Path) -> np.ndarray:
     a = _channels_first(raw, p)
     if _suffix(p) in DICOM_EXTENSIONS:
         return robust_scale(a)
-    return np.ascontiguousarray(_to_unit(a))
+    return np.ascontiguousarray(to_unit(a))
 
 
 def read_mask(path: str | Path) -> np.ndarray:

@@ -229,21 +229,3 @@ def prepare_sample(
     out["image"] = np.ascontiguousarray(image, dtype=np.float32)
     out["mask"] = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
     return out
-
-
-def rescale_intensity(image: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """Bring a C x H x W slice from intensity scale ``src`` to ``dst`` (per channel).
-
-    Scales are ``"unit"`` ([0, 1], robust min/max) and ``"zscore"`` (z-score inside the
-    brain). A model trained on one scale sees new data on the same scale; per-slice
-    statistics only approximate the per-volume ones the ``brats`` format uses.
-    """
-    if src == dst:
-        return image
-    if dst == "unit":
-        from braintumor.data.io import robust_scale
-
-        return np.stack([robust_scale(c) for c in image]).astype(np.float32)
-    from braintumor.data.formats.brats import zscore_brain
-
-    return np.stack([zscore_brain(c) for c in image]).astype(np.float32)

@@ -60,6 +60,14 @@ def neighbour_index(records: Sequence[Record], k: int) -> np.ndarray:
     return out
 
 
+def volume_neighbours(n: int, k: int) -> np.ndarray:
+    """:func:`neighbour_index` for the ``n`` ordered slices of one volume."""
+    offsets = [*range(-k, 0), *range(1, k + 1)]
+    return np.array([[min(max(i + d, 0), n - 1) for d in offsets] for i in range(n)], int).reshape(
+        n, 2 * k
+    )
+
+
 def stack_neighbours(
     image: np.ndarray, neighbours: Sequence[np.ndarray], flair_channel: int
 ) -> np.ndarray:

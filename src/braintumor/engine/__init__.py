@@ -3,8 +3,9 @@
 - :func:`train` (``engine/train.py``): fit, pick the best validation epoch, test once,
   write the run folder; ``cfg.folds > 1`` runs patient-level K-fold CV.
 - :func:`evaluate_run` (``engine/evaluate.py``): metrics of a saved run on a split.
-- :class:`Predictor` (``engine/inference.py``): predictions on new images/volumes.
-- :func:`load_run` / :func:`save_run_model` (``engine/runs.py``): run folders.
+
+Using a trained run (run folders, :class:`~braintumor.inference.Predictor`, reading
+scans) lives in :mod:`braintumor.inference`.
 
 The task-specific parts live in ``engine/tasks.py``. Names are imported lazily so
 that ``import braintumor.engine`` does not load Lightning until training is needed.
@@ -20,10 +21,6 @@ from typing import Any
 _EXPORTS = {
     "evaluate_run": "braintumor.engine.evaluate",
     "evaluate_model": "braintumor.engine.evaluate",
-    "Predictor": "braintumor.engine.inference",
-    "LoadedRun": "braintumor.engine.runs",
-    "load_run": "braintumor.engine.runs",
-    "save_run_model": "braintumor.engine.runs",
     "ClassificationTask": "braintumor.engine.tasks",
     "SegmentationTask": "braintumor.engine.tasks",
     "create_task": "braintumor.engine.tasks",

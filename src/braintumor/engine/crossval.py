@@ -20,9 +20,9 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 
 from braintumor.config import Config
-from braintumor.engine import runs
 from braintumor.engine.data import open_format, subsample
 from braintumor.engine.tasks import COUNT_KEYS, scalar_metrics
+from braintumor.inference import runs
 
 # Bookkeeping numbers that are not model quality.
 _NOT_SUMMARISED = COUNT_KEYS | {"params", "best_epoch", "epochs_trained"}

@@ -18,16 +18,10 @@ from torch.utils.data import DataLoader
 
 from braintumor.data.base import Record
 from braintumor.engine.data import SPLITS, make_loader, open_format, output_names
-from braintumor.engine.runs import SPLITS_FILE, jsonable, load_run, write_json
 from braintumor.engine.tasks import Task, create_task
 from braintumor.errors import ConfigError, DataError
-
-
-def pick_device(accelerator: str = "auto") -> torch.device:
-    """CUDA when available (and not asked for CPU), else CPU."""
-    if accelerator in ("cpu",) or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
+from braintumor.inference.predictor import pick_device
+from braintumor.inference.runs import SPLITS_FILE, jsonable, load_run, write_json
 
 
 @torch.no_grad()
@@ -85,7 +79,7 @@ class _Rescale:
         self.src, self.dst = src, dst
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        from braintumor.data.preprocess import rescale_intensity
+        from braintumor.data.intensity import rescale_intensity
 
         image = rescale_intensity(item["image"].numpy(), self.src, self.dst)
         return {**item, "image": torch.from_numpy(np.ascontiguousarray(image))}
@@ -162,7 +156,7 @@ def evaluate_run(
     transform = None
     if data_spec is not None:
         from braintumor.data.registry import intensity_scale
-        from braintumor.engine.runs import card_intensity
+        from braintumor.inference.runs import card_intensity
 
         src, dst = intensity_scale(data_spec), card_intensity(card)
         if src != dst:  # e.g. a phantom-trained model on z-scored BraTS volumes

@@ -23,7 +23,6 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from braintumor.config import Config, save_config
 from braintumor.data import DatasetFormat, Record
-from braintumor.engine import runs
 from braintumor.engine.checks import check_config, probe_model
 from braintumor.engine.data import (
     build_data,
@@ -34,6 +33,7 @@ from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.schedule import schedule_callbacks
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
+from braintumor.inference import runs
 
 
 def train(

@@ -22,8 +22,8 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from braintumor.config import Config
-from braintumor.engine.runs import LOGS_DIR
 from braintumor.errors import ConfigError
+from braintumor.inference.runs import LOGS_DIR
 
 # Lightning announces its hosted logger on every Trainer built without it; the line is
 # an advertisement, not information about the run, so it is dropped at the loggers

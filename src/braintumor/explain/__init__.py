@@ -91,7 +91,7 @@ def crop_origin(image: np.ndarray, crop: bool) -> tuple[int, int, int, int]:
 
 def to_input_grid(heat: np.ndarray, image: np.ndarray, crop: bool) -> np.ndarray:
     """S x S heat map at the model's input -> H x W on ``image``'s pixel grid."""
-    from braintumor.engine.inference import to_original_grid
+    from braintumor.inference.predictor import to_original_grid
 
     top, left, ch, cw = crop_origin(image, crop)
     inner = to_original_grid(torch.from_numpy(np.asarray(heat, np.float32))[None], ch, cw)[0]
@@ -152,9 +152,9 @@ def explain_inputs(
     """
     from PIL import Image
 
-    from braintumor.engine.inference import Predictor
+    from braintumor.inference.predictor import Predictor
+    from braintumor.inference.scans import load_input
     from braintumor.pipeline.core import input_scale
-    from braintumor.pipeline.inputs import load_input
     from braintumor.reports.overlay import heatmap_rgb
 
     predictor = Predictor.from_run(run_dir, device)

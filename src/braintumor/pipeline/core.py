@@ -1,9 +1,9 @@
 """The two-stage pipeline: a classifier gates a segmenter, slice by slice.
 
-Both stages are :class:`~braintumor.engine.inference.Predictor` objects (anything with
+Both stages are :class:`~braintumor.inference.predictor.Predictor` objects (anything with
 the same small surface works, which is how the tests use stubs). Each stage sees the
 scan on the intensity scale of the data it was trained on (see
-:mod:`braintumor.pipeline.inputs`) and with its own preprocessing.
+:mod:`braintumor.inference.scans`) and with its own preprocessing.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from braintumor.errors import ConfigError
+from braintumor.inference.scans import ScanInput
 from braintumor.pipeline.gating import gate_mask, no_tumor_index, tumor_probability
-from braintumor.pipeline.inputs import ScanInput
 
 # Formats whose images are z-scored per volume; every other format is on [0, 1].
 
@@ -40,7 +40,7 @@ class Stage(Protocol):
 
 def input_scale(card: dict[str, Any]) -> str:
     """``zscore`` or ``unit``: the intensity scale of the data a run was trained on."""
-    from braintumor.engine.runs import card_intensity
+    from braintumor.inference.runs import card_intensity
 
     return card_intensity(card)
 
@@ -94,7 +94,7 @@ class TwoStagePipeline:
         threshold: float = 0.5,
         device: str | None = None,
     ) -> TwoStagePipeline:
-        from braintumor.engine.inference import Predictor
+        from braintumor.inference.predictor import Predictor
         from braintumor.pipeline.seg_gate import SegmenterGate, gate_score
 
         segmenter = Predictor.from_run(segmenter_run, device)

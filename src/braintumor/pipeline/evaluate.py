@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.data import DatasetFormat, Record, create_format, parse_spec
-from braintumor.data.preprocess import rescale_intensity
+from braintumor.data.intensity import rescale_intensity
 from braintumor.data.registry import intensity_scale
 from braintumor.errors import DataError
 from braintumor.metrics.segmentation import SegmentationEvaluator
@@ -182,7 +182,7 @@ def evaluate_pipeline(
 
     Writes ``out/pipeline_metrics.json`` and returns the same dict.
     """
-    from braintumor.engine.runs import load_run, write_json
+    from braintumor.inference.runs import load_run, write_json
 
     seg_run = load_run(segmenter_run)
     pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device)

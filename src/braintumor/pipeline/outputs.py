@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.inference.scans import ScanInput
 from braintumor.pipeline.core import SliceResult
-from braintumor.pipeline.inputs import ScanInput
 from braintumor.reports.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
 
 MAX_TILES = 16

@@ -1,6 +1,6 @@
 """``braintumor pipeline``: scans in, findings out.
 
-For each input (see :func:`~braintumor.pipeline.inputs.load_input`) the two-stage
+For each input (see :func:`~braintumor.inference.scans.load_input`) the two-stage
 pipeline runs on every slice and :mod:`braintumor.pipeline.outputs` writes the mask
 files, overlays and a JSON summary into ``out/<input name>/``; ``out/summary.json``
 lists all inputs.
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from braintumor.inference.scans import ScanInput, load_input
 from braintumor.pipeline.core import TwoStagePipeline
-from braintumor.pipeline.inputs import ScanInput, load_input
 from braintumor.pipeline.outputs import write_image_outputs, write_volume_outputs
 
 

@@ -44,8 +44,8 @@ def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
 def segmentation_cases(run_dir: Path, n: int = 2, limit: int = 24) -> list[Case]:
     """The ``n`` best and ``n`` worst test slices with tumor by Dice: truth | prediction
     (| attention-gate map for ``attention_unet``)."""
-    from braintumor.engine.inference import Predictor
     from braintumor.explain import explain_image
+    from braintumor.inference.predictor import Predictor
 
     pred = Predictor.from_run(run_dir, "cpu")
     samples = [s for s in test_split_samples(run_dir, pred.card, limit * 4) if s["mask"].any()]
@@ -84,8 +84,8 @@ def segmentation_cases(run_dir: Path, n: int = 2, limit: int = 24) -> list[Case]
 def classification_cases(run_dir: Path, n: int = 2, limit: int = 48) -> list[Case]:
     """The ``n`` most confident wrong and right test predictions: image | Grad-CAM
     (attention rollout for ``vit``) of the predicted class."""
-    from braintumor.engine.inference import Predictor
     from braintumor.explain import explain_image
+    from braintumor.inference.predictor import Predictor
 
     pred = Predictor.from_run(run_dir, "cpu")
     samples = test_split_samples(run_dir, pred.card, limit)

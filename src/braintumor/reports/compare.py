@@ -57,7 +57,7 @@ def read_run(path: str | Path) -> RunInfo:
             raise DataError(f"{p} is not a finished run folder: {f.name} is missing")
     history: list[dict[str, Any]] = []
     if (p / "history.csv").is_file():
-        from braintumor.engine.runs import read_history
+        from braintumor.inference.runs import read_history
 
         history = read_history(p / "history.csv")
     config: dict[str, Any] = {}
@@ -73,7 +73,7 @@ def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> f
     """Images per second of the model alone on this machine's CPU (batch of ``batch``)."""
     import torch
 
-    from braintumor.engine.runs import load_run
+    from braintumor.inference.runs import load_run
 
     run = load_run(run_dir)
     pre = run.card["preprocessing"]

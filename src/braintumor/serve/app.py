@@ -64,7 +64,7 @@ class _UploadTooLarge(Exception):
 
 def load_served_model(run_dir: str | Path, name: str | None = None) -> ServedModel:
     """Load a run folder for serving (weights from ``model.safetensors`` only)."""
-    from braintumor.engine.inference import Predictor
+    from braintumor.inference.predictor import Predictor
 
     predictor = Predictor.from_run(run_dir)
     classes = predictor.names if predictor.is_classification else []

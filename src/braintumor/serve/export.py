@@ -256,7 +256,7 @@ def export_run(
     atol: float = 1e-4,
 ) -> ExportResult:
     """Export the model of a run folder (default target ``RUN/model.onnx``)."""
-    from braintumor.engine.runs import load_run
+    from braintumor.inference.runs import load_run
 
     run = load_run(run_dir)
     target = Path(out) if out is not None else Path(run_dir) / "model.onnx"

@@ -10,6 +10,7 @@ import numpy as np
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.formats._index import cached_facts
+from braintumor.data.intensity import zscore_brain
 from braintumor.data.io import read_volume
 from braintumor.data.registry import FORMATS
 from braintumor.errors import ConfigError, DataError
@@ -42,17 +43,6 @@ def find_case_files(case: Path) -> dict[str, Path]:
                 found[key] = sorted(hits)[0]
                 break
     return found
-
-
-def zscore_brain(volume: np.ndarray) -> np.ndarray:
-    """Z-score inside the brain (nonzero voxels); the background stays 0."""
-    brain = volume != 0
-    out = np.zeros_like(volume, dtype=np.float32)
-    if brain.any():
-        values = volume[brain]
-        std = float(values.std())
-        out[brain] = (values - values.mean()) / (std if std > 0 else 1.0)
-    return out
 
 
 @FORMATS.register()

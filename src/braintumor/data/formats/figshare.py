@@ -10,7 +10,7 @@ import numpy as np
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.formats._index import cached_facts
-from braintumor.data.io import robust_scale
+from braintumor.data.intensity import robust_scale
 from braintumor.data.registry import FORMATS
 from braintumor.errors import DataError
 

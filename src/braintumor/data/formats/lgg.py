@@ -10,6 +10,7 @@ import numpy as np
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.formats._index import cached_facts
+from braintumor.data.intensity import apply_volume_scale, volume_scale
 from braintumor.data.io import read_image, read_mask
 from braintumor.data.registry import FORMATS
 from braintumor.errors import DataError
@@ -155,8 +156,7 @@ class LGGFormat(DatasetFormat):
             )
         mask = read_mask(rec.mask_path or rec.path)
         if self.options["normalize"] == "volume":
-            image = image / np.asarray(self._volume_scale(rec), np.float32)[:, None, None]
-            image = np.clip(image, 0.0, 1.0)
+            image = apply_volume_scale(image, np.asarray(self._volume_scale(rec)))
         return self._sample(rec, image, mask)
 
     def _volume_scale(self, rec: Record) -> list[float]:
@@ -174,12 +174,3 @@ class LGGFormat(DatasetFormat):
 
 NORMALIZE = ("slice", "volume")
 
-
-def volume_scale(volume: np.ndarray, q: float = 99.0) -> np.ndarray:
-    """Per-channel ``q``-th percentile of the brain (non-zero pixels) of an S x C x H x W
-    volume; 1 for a channel with no signal (nothing to scale)."""
-    scales = []
-    for c in range(volume.shape[1]):
-        values = volume[:, c][volume[:, c] > 0]
-        scales.append(float(np.percentile(values, q)) if values.size else 1.0)
-    return np.maximum(np.asarray(scales, np.float32), 1e-6)

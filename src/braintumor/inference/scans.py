@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from braintumor.data.formats.brats import MODALITIES as BRATS_MODALITIES
-from braintumor.data.formats.brats import find_case_files, zscore_brain
+from braintumor.data.formats.brats import find_case_files
+from braintumor.data.intensity import robust_scale, zscore_brain
 from braintumor.data.io import (
     DICOM_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -32,7 +33,6 @@ from braintumor.data.io import (
     read_dicom_series,
     read_image,
     read_volume,
-    robust_scale,
 )
 from braintumor.errors import DataError
 

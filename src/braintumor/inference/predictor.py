@@ -18,11 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from braintumor.data.stacking import stack_neighbours
-from braintumor.engine.evaluate import pick_device
-from braintumor.engine.runs import load_run
+from braintumor.data.intensity import apply_volume_scale, volume_scale
+from braintumor.data.stacking import stack_neighbours, volume_neighbours
 from braintumor.engine.tasks import Task, create_task
 from braintumor.errors import DataError
+from braintumor.inference.runs import load_run
+from braintumor.inference.tta import flip_tta
+
+
+def pick_device(accelerator: str = "auto") -> torch.device:
+    """CUDA when available (and not asked for CPU), else CPU."""
+    if accelerator in ("cpu",) or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
 
 
 def padding_box(height: int, width: int) -> tuple[int, int, int, int]:
@@ -68,8 +76,11 @@ class Predictor:
         device: where to run; default CUDA when available.
     """
 
-    def __init__(self, model: nn.Module, card: dict[str, Any], device: str | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, card: dict[str, Any], device: str | None = None, tta: bool = False
+    ) -> None:
         self.card = card
+        self.tta = tta  # flip test-time augmentation (inference.tta)
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
         names = card["classes"] if card["task"] == "classification" else card["mask_channels"]
@@ -80,11 +91,12 @@ class Predictor:
         self.crop = bool(pre["crop"])
         self.neighbours = int(pre.get("neighbours", 0))
         self.flair_channel = _flair_channel(card)
+        self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | None = None) -> Predictor:
+    def from_run(cls, run_dir: str | Path, device: str | None = None, tta: bool = False) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device)
+        return cls(run.model, run.card, device, tta)
 
     @property
     def names(self) -> list[str]:
@@ -95,8 +107,15 @@ class Predictor:
     def threshold(self) -> float:
         return self.task.threshold
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """One C x H x W image as the model saw its training images."""
+    def preprocess(
+        self, image: np.ndarray, scales: np.ndarray | None = None, stack: bool = True
+    ) -> np.ndarray:
+        """One C x H x W image as the model saw its training images.
+
+        ``scales``: the per-channel scales of the image's volume, for runs trained with
+        per-volume normalisation (default: the image's own, the single-slice fallback).
+        ``stack=False`` leaves out the 2.5D neighbour channels (the caller adds them).
+        """
         from braintumor.data.preprocess import prepare_sample
 
         img = np.asarray(image, dtype=np.float32)
@@ -110,9 +129,11 @@ class Predictor:
                 f"this run was trained on {self.channels}-channel images but got one with {c} "
                 f"channel(s); give {self.channels} channels (e.g. one NIfTI file per sequence)"
             )
+        if self.per_volume:
+            img = apply_volume_scale(img, volume_scale(img) if scales is None else scales)
         sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
         prepared = prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
-        if self.neighbours:
+        if self.neighbours and stack:
             # A slice on its own has no neighbours: the edge rule repeats its own FLAIR.
             prepared = stack_neighbours(
                 prepared, [prepared] * (2 * self.neighbours), self.flair_channel
@@ -124,12 +145,19 @@ class Predictor:
     @torch.no_grad()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        if self.tta:
+            return flip_tta(
+                lambda t: self.task.postprocess(self.model(t)), x, spatial=not self.is_classification
+            ).cpu()
         return self.task.postprocess(self.model(x)).cpu()
 
     def predict_images(
-        self, images: Sequence[np.ndarray], batch_size: int = 16
+        self, images: Sequence[np.ndarray], batch_size: int = 16, volume: bool = False
     ) -> np.ndarray | list[np.ndarray]:
         """Probabilities for a list of C x H x W float images on the format's scale.
+
+        ``volume=True``: the images are the ordered slices of one volume, so per-volume
+        scaling uses the whole volume and 2.5D runs get the real neighbouring slices.
 
         Returns:
             Classification: N x num_classes array. Segmentation: a list of
@@ -138,9 +166,21 @@ class Predictor:
         if len(images) == 0:
             return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
         out: list[Any] = []
+        prepared: list[np.ndarray] | None = None
+        if volume:
+            scales = volume_scale(np.stack(images)) if self.per_volume else None
+            flat = [self.preprocess(im, scales, stack=False) for im in images]
+            idx = volume_neighbours(len(flat), self.neighbours)
+            prepared = [
+                stack_neighbours(f, [flat[j] for j in idx[i]], self.flair_channel)
+                for i, f in enumerate(flat)
+            ]
         for i in range(0, len(images), batch_size):
             chunk = images[i : i + batch_size]
-            batch = np.stack([self.preprocess(im) for im in chunk])
+            if prepared is not None:
+                batch = np.stack(prepared[i : i + batch_size])
+            else:
+                batch = np.stack([self.preprocess(im) for im in chunk])
             probs = self._forward(batch)
             if self.is_classification:
                 out.append(probs.numpy())
@@ -169,7 +209,7 @@ class Predictor:
         if vol.ndim != 4:
             raise DataError(f"expected a volume C x X x Y x Z, got shape {vol.shape}")
         slices = [vol[..., z].transpose(0, 2, 1) for z in range(vol.shape[-1])]
-        probs = self.predict_images(slices, batch_size=batch_size)
+        probs = self.predict_images(slices, batch_size=batch_size, volume=True)
         return np.stack([p.transpose(0, 2, 1) for p in probs], axis=-1)
 
     def masks(self, probs: np.ndarray) -> np.ndarray:

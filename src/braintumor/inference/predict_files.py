@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.engine.inference import Predictor
+from braintumor.data.intensity import robust_scale, zscore_brain
 from braintumor.errors import DataError
+from braintumor.inference.predictor import Predictor
 
 
 def _stem(path: Path) -> str:
@@ -38,14 +39,10 @@ def _is_volume(path: Path) -> bool:
 
 def normalize_volume(predictor: Predictor, volume: np.ndarray) -> np.ndarray:
     """Put a raw NIfTI volume on the intensity scale the run was trained on."""
-    from braintumor.engine.runs import card_intensity
+    from braintumor.inference.runs import card_intensity
 
     if card_intensity(predictor.card) == "zscore":
-        from braintumor.data.formats.brats import zscore_brain
-
         return zscore_brain(volume)
-    from braintumor.data.io import robust_scale
-
     return robust_scale(volume)
 
 

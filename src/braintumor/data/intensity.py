@@ -1,0 +1,97 @@
+"""Every intensity scaling in the package, defined once.
+
+Two scales are in use (``DatasetFormat.intensity``, recorded in the model card as
+``normalisation``):
+
+- ``unit``: [0, 1]. 8-bit files are divided by 255 (the file's own scale, so the same
+  pixel value always means the same thing); float data already on [0, 1] is kept;
+  anything else (16-bit, float, DICOM, scanner units) is scaled by a robust min/max
+  (0.5th/99.5th percentile, :func:`robust_scale`).
+- ``zscore``: zero mean, unit variance inside the non-zero "brain" voxels, 0 outside,
+  once per volume and sequence (:func:`zscore_brain`, what the ``brats`` format does).
+
+On top of ``unit``, LGG runs may scale each patient's volume (``lgg`` option
+``normalize=volume``, recorded in the card as ``normalisation.per_volume``): every
+channel divided by its 99th percentile over the volume's brain (:func:`volume_scale`,
+:func:`apply_volume_scale`); a slice without its volume uses its own percentile.
+
+Readers (:mod:`braintumor.data.io`), formats, training, evaluation and inference all
+call these functions, so a scan is scaled the same way wherever it enters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCALES = ("unit", "zscore")
+
+
+def robust_scale(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Scale to [0, 1] by the ``low``/``high`` percentiles (clipped); constant -> zeros."""
+    a = np.asarray(a, dtype=np.float32)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return np.zeros_like(a)
+    lo, hi = np.percentile(finite, [low, high])
+    if hi <= lo:  # (nearly) constant image: percentiles collapse, fall back to min/max
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        return np.zeros_like(a)
+    out = (np.nan_to_num(a, nan=lo) - lo) / (hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+
+
+def to_unit(a: np.ndarray) -> np.ndarray:
+    """An image on the ``unit`` scale: bool as 0/1, uint8 / 255, [0, 1] floats kept,
+    anything else by :func:`robust_scale`."""
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if np.issubdtype(a.dtype, np.floating) and a.size and 0.0 <= a.min() and a.max() <= 1.0:
+        return a.astype(np.float32)  # already on the unit scale
+    return robust_scale(a)
+
+
+def zscore_brain(volume: np.ndarray) -> np.ndarray:
+    """Z-score inside the brain (nonzero voxels); the background stays 0."""
+    brain = volume != 0
+    out = np.zeros_like(volume, dtype=np.float32)
+    if brain.any():
+        values = volume[brain]
+        std = float(values.std())
+        out[brain] = (values - values.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
+def rescale_intensity(image: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Bring a C x H x W slice from intensity scale ``src`` to ``dst`` (per channel).
+
+    Scales are ``"unit"`` ([0, 1], robust min/max) and ``"zscore"`` (z-score inside the
+    brain). A model trained on one scale sees new data on the same scale; per-slice
+    statistics only approximate the per-volume ones the ``brats`` format uses.
+    """
+    if src == dst:
+        return image
+    if dst == "unit":
+        return np.stack([robust_scale(c) for c in image]).astype(np.float32)
+    return np.stack([zscore_brain(c) for c in image]).astype(np.float32)
+
+
+def volume_scale(volume: np.ndarray, q: float = 99.0) -> np.ndarray:
+    """Per-channel ``q``-th percentile of the brain (non-zero pixels) of an S x C x H x W
+    volume (or one C x H x W slice); 1 for a channel with no signal."""
+    v = np.asarray(volume, dtype=np.float32)
+    if v.ndim == 3:
+        v = v[None]
+    scales = []
+    for c in range(v.shape[1]):
+        values = v[:, c][v[:, c] > 0]
+        scales.append(float(np.percentile(values, q)) if values.size else 1.0)
+    return np.maximum(np.asarray(scales, np.float32), 1e-6)
+
+
+def apply_volume_scale(image: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """A C x H x W slice divided by its volume's per-channel scales, clipped to [0, 1]."""
+    out = np.asarray(image, np.float32) / np.asarray(scales, np.float32)[:, None, None]
+    return np.clip(out, 0.0, 1.0)
