@@ -108,7 +108,9 @@ def main() -> None:
         "Validation split only (7 patients), epoch selected on val per-patient Dice; fixed "
         f"epochs ({args.epochs}), 128 px, 3 channels, dice_bce. {args.note}"
     )
-    append_markdown(f"LGG ablation on val ({args.tag or 'levers'})", markdown_table(header, rows), notes)
+    append_markdown(
+        f"LGG ablation on val ({args.tag or 'levers'})", markdown_table(header, rows), notes
+    )
 
 
 if __name__ == "__main__":

@@ -106,15 +106,19 @@ def main() -> None:
             d = per_patient_dice([k.astype(bool) for k in kept], v["truth"], v["patients"])
             key = f"tta={tta} min_voxels={size}"
             results[key] = {"mean": float(np.mean(d)), "median": float(np.median(d)), "all": d}
-            rows.append([f"flip TTA {'on' if tta else 'off'}, drop < {size} voxels"] +
-                        [float(np.mean(d)), float(np.median(d)), min(d)])
+            rows.append(
+                [f"flip TTA {'on' if tta else 'off'}, drop < {size} voxels"]
+                + [float(np.mean(d)), float(np.median(d)), min(d)]
+            )
         has = np.array([t.any() for t in v["truth"]])
         for score, grid in THRESHOLDS.items():
             s = np.array([detection_score(p[None], score) for p in v["probs"]])
             for th in grid:
                 ba = balanced_accuracy(s > th if score == "area" else s >= th, has)
                 results[f"tta={tta} detect {score}>={th}"] = ba
-                rows.append([f"flip TTA {'on' if tta else 'off'}, detect {score} >= {th}", ba, None, None])
+                rows.append(
+                    [f"flip TTA {'on' if tta else 'off'}, detect {score} >= {th}", ba, None, None]
+                )
         write_result("val_levers_lgg", results)
     header = ["lever (val split)", "per-patient Dice mean / detection bal. acc", "median", "min"]
     append_markdown(

@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from monai.data import MetaTensor
-import numpy as np
 from monai.transforms import (
     Compose,
     MapTransform,
@@ -24,9 +24,9 @@ from monai.transforms import (
     RandAffined,
     RandFlipd,
     RandGaussianNoised,
+    Randomizable,
     RandScaleIntensityd,
     RandShiftIntensityd,
-    Randomizable,
 )
 
 from braintumor.errors import ConfigError

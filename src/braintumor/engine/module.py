@@ -178,9 +178,7 @@ class BrainTumorModule(L.LightningModule):
         if sched == "none":
             return opt
         if sched in ("cosine", "onecycle"):
-            entry = build_scheduler(
-                opt, sched, self.epochs, o.warmup_epochs, self.budget_seconds
-            )
+            entry = build_scheduler(opt, sched, self.epochs, o.warmup_epochs, self.budget_seconds)
             return {"optimizer": opt, "lr_scheduler": entry}
         if sched == "plateau":
             # Stepped on the validation monitor, never on test data.
@@ -195,7 +193,9 @@ class BrainTumorModule(L.LightningModule):
                     "interval": "epoch",
                 },
             }
-        raise ConfigError(f"unknown optim.scheduler {o.scheduler!r}; use cosine, onecycle, plateau or none")
+        raise ConfigError(
+            f"unknown optim.scheduler {o.scheduler!r}; use cosine, onecycle, plateau or none"
+        )
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return (p for p in self.model.parameters() if p.requires_grad)

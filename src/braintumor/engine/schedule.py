@@ -37,6 +37,7 @@ def now() -> float:
     """The schedule's clock (a module function, so a test can replace it)."""
     return time.monotonic()
 
+
 SHAPES = ("cosine", "onecycle")
 
 

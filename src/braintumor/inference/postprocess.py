@@ -54,7 +54,9 @@ def per_patient(
     out: list[np.ndarray] = [np.asarray(m) for m in masks]
     for idx in groups.values():
         idx = sorted(idx, key=lambda i: order[i])
-        stack = np.stack([np.asarray(masks[i]).reshape(np.asarray(masks[i]).shape[-2:]) for i in idx])
+        stack = np.stack(
+            [np.asarray(masks[i]).reshape(np.asarray(masks[i]).shape[-2:]) for i in idx]
+        )
         kept = drop_small_components(stack, min_voxels)
         for j, i in enumerate(idx):
             out[i] = kept[j].reshape(np.asarray(masks[i]).shape).astype(np.asarray(masks[i]).dtype)

@@ -94,7 +94,9 @@ class Predictor:
         self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | None = None, tta: bool = False) -> Predictor:
+    def from_run(
+        cls, run_dir: str | Path, device: str | None = None, tta: bool = False
+    ) -> Predictor:
         run = load_run(run_dir)
         return cls(run.model, run.card, device, tta)
 
@@ -147,7 +149,9 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         if self.tta:
             return flip_tta(
-                lambda t: self.task.postprocess(self.model(t)), x, spatial=not self.is_classification
+                lambda t: self.task.postprocess(self.model(t)),
+                x,
+                spatial=not self.is_classification,
             ).cpu()
         return self.task.postprocess(self.model(x)).cpu()
 

@@ -173,4 +173,3 @@ class LGGFormat(DatasetFormat):
 
 
 NORMALIZE = ("slice", "volume")
-
