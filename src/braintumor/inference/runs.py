@@ -208,6 +208,13 @@ def card_intensity(card: dict[str, Any]) -> str:
     return intensity_scale(str(card.get("data", {}).get("spec", "")))
 
 
+def _preprocessing(cfg: Config, in_channels: int, crop: bool) -> dict[str, Any]:
+    pre: dict[str, Any] = {"image_size": cfg.data.image_size, "channels": in_channels, "crop": crop}
+    if cfg.data.neighbours:  # 2.5D: the image's channels plus 2 x neighbours FLAIR channels
+        pre.update(channels=in_channels - 2 * cfg.data.neighbours, neighbours=cfg.data.neighbours)
+    return pre
+
+
 def make_card(
     cfg: Config,
     *,
@@ -230,13 +237,7 @@ def make_card(
         "num_classes": num_classes,
         "classes": list(classes),
         "mask_channels": list(mask_channels),
-        "preprocessing": {
-            "image_size": cfg.data.image_size,
-            # the image's channels; 2.5D runs add 2 x neighbours FLAIR channels to them
-            "channels": in_channels - 2 * cfg.data.neighbours,
-            "crop": crop,
-            "neighbours": cfg.data.neighbours,
-        },
+        "preprocessing": _preprocessing(cfg, in_channels, crop),
         "normalisation": _normalisation(cfg.data.spec, cfg.data.options),
         "data": {"spec": cfg.data.spec, "options": dict(cfg.data.options)},
         "threshold": cfg.threshold,
