@@ -61,6 +61,31 @@ def val_row(run: Path) -> dict:
     }
 
 
+HEADER = ["variant", "val Dice (patient)", "val Dice (img)", "best ep", "epochs", "train s"]
+
+
+def table_row(variant: str, r: dict) -> list:
+    return [variant, r["val_dice_patient"], r["val_dice_image"], r["best_epoch"], r["epochs"]] + [
+        r["train_seconds"],
+        " ".join(r["overrides"]) or "–",
+    ]
+
+
+def collect(tags: list[str], epochs: int, note: str) -> None:
+    """One BENCHMARKS.md table from the result files of several (parallel) queues."""
+    from _common import RESULTS
+
+    rows = []
+    for tag in tags:
+        data = json.loads((RESULTS / f"ablation_lgg_{tag}.json").read_text())
+        rows += [table_row(v, r) for v, r in data["results"].items()]
+    notes = (
+        "Validation split only (7 patients), epoch selected on val per-patient Dice; fixed "
+        f"epochs ({epochs}), 128 px, 3 channels, dice_bce, segresnet unless named. {note}"
+    )
+    append_markdown("LGG ablation on val", markdown_table([*HEADER, "overrides"], rows), notes)
+
+
 def main() -> None:
     import torch
 
@@ -75,7 +100,13 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--tag", default="", help="suffix of the result file name")
     ap.add_argument("--note", default="", help="e.g. 'shared machine' (goes into BENCHMARKS.md)")
+    ap.add_argument(
+        "--collect", nargs="*", default=None, help="only tabulate these result tags (no training)"
+    )
     args = ap.parse_args()
+    if args.collect is not None:
+        collect(args.collect, args.epochs, args.note)
+        return
     torch.set_num_threads(args.threads)
     from braintumor.config import load_config
     from braintumor.engine.train import train
@@ -97,13 +128,9 @@ def main() -> None:
         r = val_row(run) | {"wall_seconds": round(time.time() - t0, 1), "overrides": extra}
         results[variant] = r
         print(f"{variant}: {r}", flush=True)
-        rows.append(
-            [variant, r["val_dice_patient"], r["val_dice_image"], r["best_epoch"], r["epochs"]]
-            + [r["train_seconds"], " ".join(extra) or "–"]
-        )
+        rows.append(table_row(variant, r))
         write_result(name, {"note": args.note, "results": results})
-    header = ["variant", "val Dice (patient)", "val Dice (img)", "best ep", "epochs", "train s"]
-    header.append("overrides")
+    header = [*HEADER, "overrides"]
     notes = (
         "Validation split only (7 patients), epoch selected on val per-patient Dice; fixed "
         f"epochs ({args.epochs}), 128 px, 3 channels, dice_bce. {args.note}"
