@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,10 @@ THRESHOLDS = {
 }
 
 
-def val_predictions(run_dir: Path, tta: bool) -> dict[str, list]:
+def val_predictions(
+    run_dir: Path, tta: bool, stress: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> dict[str, list]:
+    """Val-split probabilities of a run; ``stress`` alters the prepared images first."""
     from braintumor.data import create_format
     from braintumor.data.dataset import SliceDataset
     from braintumor.data.stacking import slice_position
@@ -58,6 +62,8 @@ def val_predictions(run_dir: Path, tta: bool) -> dict[str, list]:
         for i in range(0, len(ds), 32):
             items = [ds[j] for j in range(i, min(i + 32, len(ds)))]
             x = torch.stack([it["image"] for it in items])
+            if stress is not None:
+                x = stress(x)
             p = flip_tta(forward, x) if tta else forward(x)
             probs += list(p[:, 0].numpy())
             truth += [it["mask"][0].numpy() > 0.5 for it in items]
