@@ -9,6 +9,7 @@ its temporary file.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,3 +42,20 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="")  # exactly the given text
     return target
+
+
+@contextmanager
+def new_folder(path: str | Path) -> Iterator[Path]:
+    """Remove ``path`` again if the block fails and the folder did not exist before.
+
+    Only a folder this block created and left without files is removed: a failed command
+    leaves no empty ``--out`` behind, and never deletes anything it did not make.
+    """
+    folder = Path(path).expanduser()
+    existed = folder.exists()
+    try:
+        yield folder
+    except BaseException:
+        if not existed and folder.is_dir() and not any(q.is_file() for q in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)  # only empty sub-folders inside
+        raise

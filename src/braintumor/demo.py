@@ -20,8 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
 
 from braintumor.config import Config, load_config
+from braintumor.data import create_format
+from braintumor.data.io import write_nifti
+from braintumor.data.splits import load_splits
+from braintumor.engine.train import train
+from braintumor.explain import explain_image
+from braintumor.figures.overlay import enlarge, heatmap_rgb
+from braintumor.inference.predictor import Predictor
+from braintumor.pipeline.evaluate import evaluate_pipeline, format_table
+from braintumor.pipeline.run import run_pipeline
+from braintumor.reports.compare import compare_runs, read_run
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,6 @@ def _config(s: DemoSettings, task: str, progress: bool) -> Config:
 
 def _write_case(fmt: Any, records: list[Any], folder: Path) -> Path:
     """One synthetic patient as a BraTS-style case folder (four NIfTI sequences)."""
-    from braintumor.data.io import write_nifti
 
     images = np.stack([fmt.load(r)["image"] for r in records])  # Z x 4 x H x W
     spacing = 200.0 / images.shape[-1]  # a ~20 cm field of view
@@ -124,12 +136,6 @@ def _explain_slices(
     cls_run: Path, seg_run: Path, fmt: Any, test: list[Any], out: Path
 ) -> list[Path]:
     """Grad-CAM of the classifier (and gate maps of an attention U-Net) on test slices."""
-    from PIL import Image
-
-    from braintumor.explain import explain_image
-    from braintumor.inference.predictor import Predictor
-    from braintumor.reports.cases import enlarge
-    from braintumor.reports.overlay import heatmap_rgb
 
     no = fmt.classes.index("notumor")
     tumor = [r for r in test if r.label != no][:2]
@@ -154,7 +160,6 @@ def run_demo(
     out: str | Path = "braintumor-demo", quick: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the key paths and headline numbers."""
-    import torch
 
     s = QUICK if quick else FULL
     # One intra-op thread: these models are too small to gain from more, and on a busy
@@ -168,14 +173,6 @@ def run_demo(
 
 
 def _run(s: DemoSettings, out: Path, progress: bool) -> dict[str, Any]:
-    from rich.console import Console
-
-    from braintumor.data import create_format
-    from braintumor.data.splits import load_splits
-    from braintumor.engine.train import train
-    from braintumor.pipeline.evaluate import evaluate_pipeline, format_table
-    from braintumor.pipeline.run import run_pipeline
-    from braintumor.reports.compare import compare_runs, read_run
 
     con = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)

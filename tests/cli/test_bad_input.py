@@ -208,6 +208,7 @@ SUBPROCESS_CASES: list[Case] = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "names"), [c[1:] for c in SUBPROCESS_CASES], ids=[c[0] for c in SUBPROCESS_CASES]
 )

@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from braintumor.cli import main
-from braintumor.cli.app import app
-from braintumor.cli.data_cmds import parse_options
+from braintumor.cli.app import app, parse_options
 from braintumor.data import FORMATS, list_formats
 from braintumor.errors import ConfigError
 from tests.data.test_audit import FakeFolder, make_planted_set
@@ -108,6 +107,7 @@ def test_missing_folder_exit_2(fake_format: str, tmp_path: Path, capsys) -> None
     assert captured.err.startswith("error: data folder") and "does not exist" in captured.err
 
 
+@pytest.mark.slow
 def test_subprocess_unknown_format_is_one_line(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "braintumor", "inspect", f"no-such-format:{tmp_path}"],

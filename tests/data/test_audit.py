@@ -263,6 +263,7 @@ def test_preview_grid_with_masks(tmp_path: Path) -> None:
 
 
 # --- real data (skipped when ../shared/datasets is absent) ---------------------------
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_real_lgg_counts() -> None:
     from braintumor.data import create_format
@@ -275,6 +276,7 @@ def test_real_lgg_counts() -> None:
     assert s["image_sizes"]["most_common"] == [["256x256", 1716]] and s["modes"] == {"RGB": 1716}
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_real_brats_sample_slices() -> None:
     from braintumor.data import create_format

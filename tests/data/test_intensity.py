@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from braintumor.data.intensity import rescale_intensity, zscore_brain
+from braintumor.data.intensity import rescale_intensity, scale_scan, to_unit, zscore_brain
 
 
 def test_zscore_brain_per_volume() -> None:
@@ -27,3 +28,26 @@ def test_rescale_intensity_between_unit_and_zscore() -> None:
     assert np.allclose(brain.std(axis=(1, 2)), 1, atol=1e-2)
     back = rescale_intensity(z, "zscore", "unit")
     assert back.min() >= 0.0 and back.max() <= 1.0 and back.dtype == np.float32
+
+
+def test_to_unit_keeps_the_files_own_scale() -> None:
+    assert to_unit(np.array([[0, 255]], np.uint8)).tolist() == [[0.0, 1.0]]
+    assert to_unit(np.array([0.2, 0.4], np.float32)).tolist() == pytest.approx([0.2, 0.4])
+    wide = to_unit(np.arange(1000, dtype=np.uint16).reshape(10, 100))  # 16-bit: robust min/max
+    assert wide.min() == 0.0 and wide.max() == 1.0 and wide.dtype == np.float32
+
+
+def test_scale_scan_per_channel_over_the_whole_volume() -> None:
+    rng = np.random.default_rng(0)
+    vol = np.zeros((2, 3, 8, 8), np.float32)  # C x Z x H x W
+    vol[0, :, 2:6, 2:6] = rng.uniform(100, 900, (3, 4, 4))
+    vol[1, :, 2:6, 2:6] = rng.uniform(-5, 5, (3, 4, 4))
+    unit = scale_scan(vol, "unit")
+    assert unit.shape == vol.shape and unit.min() >= 0 and unit.max() <= 1
+    assert unit[0].max() == 1.0 and unit[1].max() == 1.0  # each channel on its own
+    z = scale_scan(vol, "zscore")
+    brain = vol[0] != 0
+    assert abs(z[0][brain].mean()) < 1e-5 and abs(z[0][brain].std() - 1) < 1e-4
+    assert np.array_equal(scale_scan(unit, "unit"), unit)  # already on [0, 1]: kept
+    with pytest.raises(ValueError, match="unknown intensity scale"):
+        scale_scan(vol, "minmax")

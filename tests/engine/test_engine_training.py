@@ -114,18 +114,18 @@ def test_saved_weights_are_the_best_epoch_not_the_last(scripted_run: tuple) -> N
 def test_evaluate_uses_exactly_the_requested_split(
     scripted_run: tuple, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import braintumor.data.dataset as dataset_mod
+    import braintumor.engine.evaluate as evaluate_mod
 
     run, _ = scripted_run
     seen: list[list[str]] = []
-    real = dataset_mod.SliceDataset
+    real = evaluate_mod.SliceDataset
 
     class Spy(real):  # type: ignore[misc, valid-type]
         def __init__(self, fmt: Any, records: list, *args: Any, **kwargs: Any) -> None:
             seen.append([r.key for r in records])
             super().__init__(fmt, records, *args, **kwargs)
 
-    monkeypatch.setattr(dataset_mod, "SliceDataset", Spy)
+    monkeypatch.setattr(evaluate_mod, "SliceDataset", Spy)
     keys = saved_keys(run)
     for split in ("val", "test", "train"):
         seen.clear()

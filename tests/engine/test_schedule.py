@@ -120,3 +120,16 @@ def test_ema_validates_and_keeps_the_averaged_weights(tmp_path: Path) -> None:
     # Validation saw averaged weights (not the raw ones), and the run kept those.
     assert not torch.allclose(snap.val[-1][key], snap.raw[-1][key])
     assert torch.allclose(saved[key], snap.val[best][key])
+
+
+def test_when_the_epochs_run_out_first_the_run_still_ends_annealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fast machine: 3 epochs take a few fake milliseconds of a 30-minute budget.
+    monkeypatch.setattr(schedule, "now", FakeClock(step=0.001))
+    cfg = tiny_config(tmp_path, **{"trainer.max_minutes": 30, "trainer.epochs": 3})
+    rec = LastLR()
+    train(cfg, tmp_path / "run", callbacks=[rec])
+    assert rec.epochs == 3
+    assert rec.scheduler.progress == pytest.approx(1.0)  # driven by the steps
+    assert rec.lr == pytest.approx(0.0, abs=1e-9)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from braintumor.data.io import write_nifti
 from braintumor.errors import DataError
-from braintumor.pipeline import load_input
+from braintumor.inference.scans import load_input
 
 
 def _affine() -> np.ndarray:

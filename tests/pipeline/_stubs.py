@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.data.registry import intensity_scale
+
 FOUR = ["glioma", "meningioma", "notumor", "pituitary"]
 
 
@@ -23,7 +25,7 @@ class StubClassifier:
         spec: str = "synthetic",
     ) -> None:
         self.names = list(classes)
-        self.card = {"data": {"spec": spec}}
+        self.intensity = intensity_scale(spec)
         self._probs, self._fn = probs, probs_fn
         self.calls = 0
 
@@ -42,7 +44,7 @@ class StubSegmenter:
 
     def __init__(self, channels: Sequence[str] = ("tumor",), spec: str = "synthetic") -> None:
         self.names = list(channels)
-        self.card = {"data": {"spec": spec}}
+        self.intensity = intensity_scale(spec)
 
     def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> list:
         return [np.repeat(np.asarray(im)[:1], len(self.names), axis=0) for im in images]

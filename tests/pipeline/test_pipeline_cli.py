@@ -16,6 +16,8 @@ from braintumor.cli import main
         (["--evaluate"], "--evaluate needs --data"),
         (["--data", "synthetic"], "--data is only used with --evaluate"),
         (["x.png", "--data-option", "oops"], None),  # no --evaluate: reported first
+        (["--evaluate", "--data", "synthetic", "--data-option", "a=["], "not valid YAML"),
+        (["--evaluate", "--data", "synthetic", "-o", "n_patients"], "use key=value"),
     ],
 )
 def test_pipeline_usage_errors(

@@ -13,7 +13,8 @@ from PIL import Image
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.io import write_nifti
-from braintumor.pipeline import TwoStagePipeline, load_input
+from braintumor.inference.scans import load_input
+from braintumor.pipeline import TwoStagePipeline
 from braintumor.pipeline.evaluate import format_table, score_pipeline
 from braintumor.pipeline.run import process_input
 from tests.pipeline._stubs import FOUR, StubClassifier, StubSegmenter

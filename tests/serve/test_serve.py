@@ -145,8 +145,8 @@ def test_upload_at_the_limit_is_read(client: TestClient) -> None:
     ("name", "needle"),
     [
         ("scan.png", "cannot decode"),
-        ("scan.xyz", "unknown image type"),
-        ("brain.nii.gz", "NIfTI volume"),  # the double suffix survives the temp copy
+        ("scan.xyz", "unsupported input"),
+        ("brain.nii.gz", "is a volume"),  # the double suffix survives the temp copy
     ],
 )
 def test_bad_image_is_400_naming_the_file(

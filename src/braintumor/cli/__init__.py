@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except BrainTumorError as exc:
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        # "interrupted: ..." for Ctrl+C during training, "error: ..." for everything else.
+        print(f"{getattr(exc, 'prefix', 'error')}: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except OSError as exc:
         # The environment, not the code: a path through a file, a read-only folder, a

@@ -1,8 +1,18 @@
-"""The typer application object shared by all command modules."""
+"""The typer application object and what every command module shares.
+
+:func:`parse_options` is the one parser of data-format options: ``--option`` /
+``-o`` of ``inspect``, ``evaluate`` and ``pipeline`` (which also takes the older
+spelling ``--data-option``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+import yaml
+
+from braintumor.errors import ConfigError
 
 app = typer.Typer(
     name="braintumor",
@@ -24,3 +34,25 @@ def version() -> None:
     from braintumor import __version__
 
     typer.echo(__version__)
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["target=labels", "skip_empty=none"]`` -> dict; values parsed as YAML scalars.
+
+    Raises:
+        ConfigError: an item without ``key=``, or a value that is not valid YAML
+            (``a=[``): one line naming the item and the fix.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --option {item!r}: use key=value, e.g. --option target=labels")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"bad value in --option {item!r}: not valid YAML; quote it or close its "
+                "brackets (e.g. --option 'sizes=[1, 2]')"
+            ) from None
+    return out

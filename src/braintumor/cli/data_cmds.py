@@ -3,6 +3,8 @@
 ``inspect FORMAT[:PATH]`` prints a summary (tables by default, one JSON object on
 stdout with ``--json``; progress always goes to stderr). A preview grid PNG is
 written only when ``--preview PNG`` is given.
+
+Imports of the data package happen inside the commands so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,28 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from braintumor.cli.app import app
-from braintumor.errors import ConfigError
+from braintumor.cli.app import app, parse_options
 
 _err = Console(stderr=True)
-
-
-def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["target=labels", "skip_empty=none"]`` -> dict; values parsed as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"bad --option {item!r}: use key=value, e.g. --option target=labels")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            raise ConfigError(f"bad value in --option {item!r}: not valid YAML") from None
-    return out
 
 
 @app.command()
@@ -54,6 +40,9 @@ def datasets() -> None:
     Console().print(dl)
 
 
+PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what matplotlib writes
+
+
 @app.command()
 def inspect(
     spec: str = typer.Argument(..., help="FORMAT[:PATH], e.g. brain-tumor-mri:/data/btm"),
@@ -65,7 +54,9 @@ def inspect(
         None, "--option", "--set-option", "-o", help="Format option key=value (repeatable)."
     ),
     no_near: bool = typer.Option(False, "--no-near", help="Skip the near-duplicate search."),
-    seed: int = typer.Option(42, help="Seed of the patient-level split (sets without one)."),
+    seed: int = typer.Option(
+        42, min=0, max=2**32 - 1, help="Seed of the patient-level split (sets without one)."
+    ),
 ) -> None:
     """Count samples per split and class, check sizes and masks, find duplicates.
 
@@ -74,7 +65,16 @@ def inspect(
     """
     from braintumor.data import create_format
     from braintumor.data.audit import inspect_dataset, save_preview_grid
+    from braintumor.errors import ConfigError
 
+    # Checked before the scan, which can take minutes on a large set.
+    if preview is not None and preview.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise ConfigError(
+            f"--preview {preview}: the preview is an image; use a file name ending in "
+            f"{', '.join(PREVIEW_SUFFIXES)} (e.g. grid.png)"
+        )
+    if preview is not None and preview.is_dir():
+        raise ConfigError(f"--preview {preview} is a folder; give a file name such as grid.png")
     fmt = create_format(spec, **parse_options(option))
     summary = inspect_dataset(fmt, seed=seed, near_duplicates=not no_near, progress=True)
     if preview is not None:

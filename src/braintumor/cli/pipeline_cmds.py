@@ -10,23 +10,9 @@ from typing import Any
 
 import typer
 
-from braintumor.cli.app import app
+from braintumor.atomic import new_folder
+from braintumor.cli.app import app, parse_options
 from braintumor.errors import ConfigError
-
-
-def _options(pairs: list[str]) -> dict[str, Any] | None:
-    """``key=value`` data-format options (values parsed as YAML: 3 -> int, true -> bool)."""
-    import yaml
-
-    if not pairs:
-        return None
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--data-option {pair!r} must look like key=value (target=regions)")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
-    return out
 
 
 def _describe(summary: dict[str, Any]) -> str:
@@ -64,7 +50,7 @@ def pipeline(
     ),
     data: str | None = typer.Option(None, "--data", help="With --evaluate: FORMAT[:PATH]."),
     data_option: list[str] = typer.Option(
-        [], "--data-option", help="Format option key=value (repeatable)."
+        [], "--option", "--data-option", "-o", help="Format option key=value (repeatable)."
     ),
     split: str = typer.Option("test", "--split", help="train, val or test (with --evaluate)."),
     evaluate: bool = typer.Option(
@@ -76,6 +62,9 @@ def pipeline(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
     """Two-stage pipeline: the classifier gates the segmenter (scans in, findings out)."""
+    from braintumor.engine.checks import check_device
+
+    device = check_device(device)
     if evaluate and not data:
         raise ConfigError("--evaluate needs --data FORMAT[:PATH] (the data set to score on)")
     if data and not evaluate:
@@ -94,7 +83,7 @@ def pipeline(
             out,
             split,
             threshold,
-            options=_options(data_option),
+            options=parse_options(data_option) or None,
             device=device,
             show_progress=progress,
         )
@@ -103,9 +92,11 @@ def pipeline(
     if inputs:
         from braintumor.pipeline.run import run_pipeline
 
-        for summary in run_pipeline(
-            classifier, segmenter, inputs, out, threshold, device=device, show_progress=progress
-        ):
+        with new_folder(out):  # a failed run leaves no empty --out behind
+            summaries = run_pipeline(
+                classifier, segmenter, inputs, out, threshold, device=device, show_progress=progress
+            )
+        for summary in summaries:
             typer.echo(_describe(summary))
         typer.echo(f"findings (masks, overlays, JSON) in {out}")
 
@@ -133,6 +124,9 @@ def explain(
     ),
 ) -> None:
     """Heat maps of where a model looks, overlaid on each input at its own size."""
+    from braintumor.engine.checks import check_device
+
+    device = check_device(device)
     from braintumor.explain import explain_inputs
 
     for p in explain_inputs(

@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from braintumor.cli.app import app
+from braintumor.atomic import new_folder
+from braintumor.cli.app import app, parse_options
+from braintumor.errors import ConfigError
 
 _out = Console()
 
@@ -136,7 +138,7 @@ def train(
     data: str | None = typer.Option(
         None, "--data", help="FORMAT[:PATH], e.g. lgg:/data/kaggle_3m."
     ),
-    out: Path = typer.Option(..., "--out", help="Run folder to write."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder to write."),
     config: Path | None = typer.Option(None, "--config", help="YAML config file."),
     set_: list[str] | None = typer.Option(
         None, "--set", help="Config override key=value (repeatable)."
@@ -153,9 +155,18 @@ def train(
         None, "--precision", help="32-true, 16-mixed, bf16-mixed."
     ),
     seed: int | None = typer.Option(None, "--seed"),
-    force: bool = typer.Option(False, "--force", help="Replace a run folder holding a model."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a run folder holding a model (swapped in when complete)."
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue the killed or interrupted run of this run folder."
+    ),
 ) -> None:
-    """Train a model; writes the run folder and prints the test metrics."""
+    """Train a model; writes the run folder and prints the test metrics.
+
+    The run is built beside --out and moved in only when complete; it saves a
+    checkpoint every epoch, so a killed run continues with --resume RUN.
+    """
     flags = {
         "task": task,
         "model.name": model,
@@ -172,17 +183,40 @@ def train(
         "trainer.precision": precision,
         "seed": seed,
     }
+    from braintumor.errors import ConfigError
+
+    if resume is not None:
+        given = [k for k, v in flags.items() if v is not None]
+        given += ["--config"] * (config is not None) + ["--set"] * bool(set_) + ["--force"] * force
+        given += ["--out"] * (out is not None and out != resume)
+        if given:
+            raise ConfigError(
+                f"--resume continues {resume} with the settings it was started with; "
+                f"drop {', '.join(given)}"
+            )
+        from braintumor.engine.train import resume as resume_training
+
+        _show_run(resume_training(resume))
+        return
+    if out is None:
+        raise ConfigError("train needs --out RUN (the run folder to write), or --resume RUN")
     cfg = build_train_config(config, set_ or [], flags)
     # Lightning is imported only now: a typo in the config is reported in a second.
     from braintumor.engine.train import train as run_training
-    from braintumor.inference.runs import CV_FILE, METRICS_FILE
 
-    run = run_training(cfg, out, force=force)
+    _show_run(run_training(cfg, out, force=force))
+
+
+def _show_run(run: Path) -> None:
+    """Where the run is, and its test metrics (or the cross-validation summary)."""
+    from braintumor.inference.runs import CARD_FILE, CV_FILE, METRICS_FILE
+
     _out.print(f"run folder: {run}")
     if (run / CV_FILE).is_file():
         print_cv_summary(_out, json.loads((run / CV_FILE).read_text()))
     elif (run / METRICS_FILE).is_file():
-        print_metrics(_out, json.loads((run / METRICS_FILE).read_text()), cfg.task, "test")
+        task = json.loads((run / CARD_FILE).read_text())["task"]
+        print_metrics(_out, json.loads((run / METRICS_FILE).read_text()), task, "test")
 
 
 @app.command()
@@ -192,13 +226,19 @@ def evaluate(
         None, "--data", help="Evaluate on another data set FORMAT:PATH."
     ),
     split: str = typer.Option("test", "--split", help="train, val or test."),
-    option: list[str] | None = typer.Option(None, "--option", help="Format option key=value."),
+    option: list[str] | None = typer.Option(
+        None, "--option", "-o", help="Format option key=value (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained run on its saved split or on another data set."""
-    from braintumor.cli.data_cmds import parse_options
     from braintumor.engine.evaluate import evaluate_run
 
+    if option and data is None:  # the run's own data is read with its saved options
+        raise ConfigError(
+            "--option applies to the data set given with --data; without --data the run "
+            "is evaluated on its own data with the options it was trained on"
+        )
     metrics = evaluate_run(run, data_spec=data, split=split, options=parse_options(option))
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -215,11 +255,15 @@ def evaluate(
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run folder (the --out of train)."),
-    inputs: list[Path] = typer.Argument(..., help="Images (PNG/JPEG/TIFF/DICOM) or NIfTI volumes."),
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="Images (PNG/JPEG/TIFF/DICOM), NIfTI volumes, DICOM series or BraTS case folders.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
-    """Classify images, or segment images/volumes (masks + overlay PNGs)."""
+    """Classify images, or segment images/volumes (masks + overlay PNGs), scaled as the run's
+    card says (the same reader and preprocessing as pipeline, explain and serve)."""
     from braintumor.errors import DataError
     from braintumor.inference.predict_files import predict_inputs
     from braintumor.inference.predictor import Predictor
@@ -235,7 +279,8 @@ def predict(
             out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out / "predictions.json", json.dumps(results, indent=2) + "\n")
     else:
-        results = predict_inputs(predictor, inputs, out or (run / "predictions"))
+        with new_folder(out or (run / "predictions")):  # a failure leaves no empty --out
+            results = predict_inputs(predictor, inputs, out or (run / "predictions"))
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

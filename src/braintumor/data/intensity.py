@@ -95,3 +95,21 @@ def apply_volume_scale(image: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """A C x H x W slice divided by its volume's per-channel scales, clipped to [0, 1]."""
     out = np.asarray(image, np.float32) / np.asarray(scales, np.float32)[:, None, None]
     return np.clip(out, 0.0, 1.0)
+
+
+def scale_scan(volume: np.ndarray, scale: str, unit_scaled: bool = False) -> np.ndarray:
+    """A C x ... scan (one image or a whole volume per channel) on ``scale``, float32.
+
+    ``unit``: kept when already on [0, 1] (``unit_scaled``: the reader put it there),
+    else :func:`robust_scale` per channel over the whole volume. ``zscore``:
+    :func:`zscore_brain` per channel and volume (NaN read as background).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown intensity scale {scale!r}; use one of {SCALES}")
+    vol = np.asarray(volume)
+    if scale == "unit":
+        # As read_image does: float data already on [0, 1] keeps its values.
+        if unit_scaled or (vol.size > 0 and vol.min() >= 0 and vol.max() <= 1):
+            return vol.astype(np.float32, copy=False)
+        return np.stack([robust_scale(c) for c in vol])
+    return np.stack([zscore_brain(np.nan_to_num(c)) for c in vol])

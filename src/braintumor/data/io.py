@@ -14,12 +14,24 @@ to [0, 1].
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from braintumor.data.dicom import decode_dicom, dicom_to_float, guarded, read_dicom_series
 from braintumor.data.intensity import robust_scale, to_unit
+from braintumor.data.limits import (
+    check_affine,
+    check_dtype,
+    check_finite,
+    check_pixels,
+    check_voxels,
+)
 from braintumor.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -50,8 +62,10 @@ def _existing(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{p}: file not found; check the path")
-    if not p.is_file():
+    if p.is_dir():
         raise DataError(f"{p}: is a folder, expected a file")
+    if not p.is_file():  # a FIFO or a device: reading it could block or never end
+        raise DataError(f"{p}: is not a regular file (a pipe or device?); pass an image file")
     return p
 
 
@@ -70,6 +84,8 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
 
 def _channels_first(a: np.ndarray, path: Path) -> np.ndarray:
     """HxW / HxWxC / CxHxW -> CxHxW with 1 or 3 channels (alpha dropped)."""
+    if 0 in a.shape:  # a header can declare zero samples per pixel, or zero rows
+        raise DataError(f"{path}: the image is empty (shape {a.shape}); re-export it")
     if a.ndim == 2:
         return a[None]
     if a.ndim == 3:
@@ -87,11 +103,15 @@ def _channels_first(a: np.ndarray, path: Path) -> np.ndarray:
     raise DataError(f"{path}: image has {a.ndim} dimensions {a.shape}; expected a 2D image")
 
 
-def _decode_pil(path: Path) -> np.ndarray:
+def _decode_pil(path: Path, limit: int | None) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL's bomb warning: we check the size ourselves
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            check_pixels(path, (im.height, im.width), limit)  # before decoding: bombs
             im.load()  # decode fully now: a truncated file fails here, not later
             mode = im.mode
             if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -103,6 +123,10 @@ def _decode_pil(path: Path) -> np.ndarray:
             return np.asarray(im).copy()
     except DataError:
         raise
+    except Image.DecompressionBombError as exc:  # over PIL's own (higher) limit
+        raise DataError(
+            f"{path}: {exc}; a decompression bomb or a wrong file, downsample it"
+        ) from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ...
         raise DataError(
             f"{path}: cannot decode image ({type(exc).__name__}: {exc}); the file is "
@@ -110,11 +134,37 @@ def _decode_pil(path: Path) -> np.ndarray:
         ) from None
 
 
-def _decode_tiff(path: Path) -> np.ndarray:
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    # tifffile logs header inconsistencies at ERROR level; our DataError already says
+    # what is wrong, and the CLI promises one line.
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _decode_tiff(path: Path, limit: int | None) -> np.ndarray:
     import tifffile
 
     try:
-        return np.asarray(tifffile.imread(path))
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                raise DataError(f"{path}: the TIFF holds no image; re-export it")
+            # Declared shape and type first: a 0 x 0 or a 30000 x 30000 header is
+            # refused here, before any strip is decompressed.
+            page = tif.pages[0]
+            check_pixels(path, page.shape, limit)
+            if page.dtype is not None:
+                check_dtype(path, page.dtype)
+            series = tif.series[0]
+            check_pixels(path, series.shape, limit)  # all pages of a stack together
+            return np.asarray(series.asarray())
+    except DataError:
+        raise
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, ...
         raise DataError(
             f"{path}: cannot decode TIFF ({type(exc).__name__}: {exc}); the file is "
@@ -122,45 +172,19 @@ def _decode_tiff(path: Path) -> np.ndarray:
         ) from None
 
 
-def _decode_dicom(path: Path) -> tuple[np.ndarray, Any]:
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array
-    except Exception as exc:
-        raise DataError(
-            f"{path}: cannot read DICOM pixels ({type(exc).__name__}: {exc}); the file is "
-            "corrupt, not DICOM, or compressed (install pylibjpeg or gdcm)"
-        ) from None
-    return pixels, ds
-
-
-def _dicom_to_float(pixels: np.ndarray, ds: Any) -> np.ndarray:
-    """Apply the modality rescale (slope/intercept) and undo MONOCHROME1 inversion."""
-    a = pixels.astype(np.float32)
-    if str(getattr(ds, "PhotometricInterpretation", "")).startswith("MONOCHROME"):
-        a = a * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
-            getattr(ds, "RescaleIntercept", 0) or 0
-        )
-        if ds.PhotometricInterpretation == "MONOCHROME1":  # high value = dark
-            a = a.max() - a
-    return a
-
-
-def _read_raw(path: str | Path) -> tuple[np.ndarray, Path]:
+def _read_raw(path: str | Path, limit: int | None) -> tuple[np.ndarray, Path]:
     """Decoded pixels as stored (no scaling) and the checked path."""
     p = _existing(path)
     ext = _suffix(p)
     if ext in (".tif", ".tiff"):
-        return _decode_tiff(p), p
+        return _decode_tiff(p, limit), p
     if ext in IMAGE_EXTENSIONS:
-        return _decode_pil(p), p
+        return _decode_pil(p, limit), p
     if ext in DICOM_EXTENSIONS:
-        pixels, ds = _decode_dicom(p)
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        pixels, ds = decode_dicom(p, limit)
+        if guarded(p, "header", lambda: int(getattr(ds, "NumberOfFrames", 1) or 1)) > 1:
             raise DataError(f"{p}: multi-frame DICOM; read it with read_dicom_series/a volume")
-        return _dicom_to_float(pixels, ds), p
+        return guarded(p, "header", lambda: dicom_to_float(pixels, ds)), p
     if ext in VOLUME_EXTENSIONS:
         raise DataError(f"{p}: is a NIfTI volume, not a 2D image; use a volume format (brats)")
     raise DataError(
@@ -169,31 +193,43 @@ def _read_raw(path: str | Path) -> tuple[np.ndarray, Path]:
     )
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a 2D image as float32 C x H x W in [0, 1] (C = 1 or 3; alpha dropped)."""
-    raw, p = _read_raw(path)
+def read_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a 2D image as float32 C x H x W in [0, 1] (C = 1 or 3; alpha dropped).
+
+    ``max_pixels`` bounds the size declared in the header, checked before decoding
+    (default: :func:`braintumor.data.limits.max_pixels`).
+    """
+    raw, p = _read_raw(path, max_pixels)
+    check_finite(p, raw)
     a = _channels_first(raw, p)
     if _suffix(p) in DICOM_EXTENSIONS:
         return robust_scale(a)
     return np.ascontiguousarray(to_unit(a))
 
 
-def read_mask(path: str | Path) -> np.ndarray:
+def read_mask(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Read a binary mask as uint8 H x W with values 0/1.
 
     Colour masks count a pixel as foreground in any channel. Masks with values up to 1
     (or small label values) use ``> 0``; 0/255-style masks use half their maximum,
     which ignores JPEG ringing around the edges.
     """
-    raw, p = _read_raw(path)
+    raw, p = _read_raw(path, max_pixels)
     a = _channels_first(raw, p).max(axis=0)
     top = float(a.max()) if a.size else 0.0
     threshold = top / 2 if top >= 128 else 0
     return (a > threshold).astype(np.uint8)
 
 
-def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Read a NIfTI volume: (float32 X x Y x Z array, 4x4 affine, nibabel header)."""
+def read_volume(
+    path: str | Path, *, max_voxels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Read a NIfTI volume: (float32 X x Y x Z array, 4x4 affine, nibabel header).
+
+    The header is checked before the voxels are read: size (``max_voxels``, default
+    :func:`braintumor.data.limits.max_voxels`), a real-valued type and a finite,
+    invertible affine. A volume without one finite value is refused.
+    """
     import nibabel as nib
 
     p = _existing(path)
@@ -201,7 +237,12 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
         raise DataError(f"{p}: not a NIfTI file; expected .nii or .nii.gz")
     try:
         img = nib.load(p)
+        check_voxels(p, img.shape, max_voxels)
+        check_dtype(p, img.get_data_dtype())
+        check_affine(p, img.affine)
         data = np.asarray(img.get_fdata(dtype=np.float32))
+    except DataError:
+        raise
     except Exception as exc:  # ImageFileError, EOFError (truncated gzip), zlib.error, ...
         raise DataError(
             f"{p}: cannot read NIfTI ({type(exc).__name__}: {exc}); the file is corrupt "
@@ -211,6 +252,7 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray, Any]:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataError(f"{p}: volume has shape {data.shape}; expected 3D (X x Y x Z)")
+    check_finite(p, data)
     return data, np.asarray(img.affine, dtype=np.float64), img.header
 
 
@@ -241,6 +283,11 @@ def write_nifti(
     return p
 
 
+def _dicom_spacing(ds: Any) -> tuple[float, ...] | None:
+    ps = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
+    return (float(ps[0]), float(ps[1])) if ps else None
+
+
 def image_spacing(path: str | Path) -> tuple[float, ...] | None:
     """Physical pixel/voxel spacing in mm where the file records it, else ``None``.
 
@@ -264,85 +311,5 @@ def image_spacing(path: str | Path) -> tuple[float, ...] | None:
             ds = pydicom.dcmread(p, stop_before_pixels=True)
         except Exception as exc:
             raise DataError(f"{p}: cannot read DICOM header ({exc}); is it DICOM?") from None
-        ps = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
-        return (float(ps[0]), float(ps[1])) if ps else None
+        return guarded(p, "pixel spacing", lambda: _dicom_spacing(ds))
     return None
-
-
-def _dicom_files(root: Path) -> list[Any]:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    datasets = []
-    for f in sorted(q for q in root.iterdir() if q.is_file() and not q.name.startswith(".")):
-        try:
-            datasets.append(pydicom.dcmread(f))
-        except InvalidDicomError:
-            continue  # DICOMDIR siblings, README, thumbnails: not part of the series
-        except Exception as exc:
-            raise DataError(f"{f}: cannot read DICOM ({type(exc).__name__}: {exc})") from None
-    return [d for d in datasets if "PixelData" in d]
-
-
-def read_dicom_series(folder: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Read one DICOM series (a folder of 2D slices) as a volume.
-
-    Slices are ordered along the slice normal by ImagePositionPatient (falling back to
-    InstanceNumber). Intensities keep their physical units (rescale slope/intercept
-    applied). The affine maps (x, y, z) voxel indices to RAS millimetres, as nibabel's
-    do, so the result can be written with :func:`write_nifti`.
-
-    Returns:
-        (volume float32 X x Y x Z with X = columns, Y = rows, affine 4x4,
-        spacing (column, row, slice) in mm).
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: DICOM series folder not found; check the path")
-    slices = _dicom_files(root)
-    if not slices:
-        raise DataError(f"{root}: no DICOM images found; expected one file per slice")
-    series = {str(getattr(d, "SeriesInstanceUID", "")) for d in slices}
-    if len(series) > 1:
-        raise DataError(
-            f"{root}: holds {len(series)} DICOM series; put each series in its own folder"
-        )
-    first = slices[0]
-    cosines = np.asarray(getattr(first, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), float)
-    row_dir, col_dir = cosines[:3], cosines[3:]
-    normal = np.cross(row_dir, col_dir)
-    if all(hasattr(d, "ImagePositionPatient") for d in slices):
-        slices.sort(key=lambda d: float(np.dot(normal, np.asarray(d.ImagePositionPatient, float))))
-    else:
-        slices.sort(key=lambda d: int(getattr(d, "InstanceNumber", 0) or 0))
-    shape = (int(first.Rows), int(first.Columns))
-    planes = []
-    for d in slices:
-        if (int(d.Rows), int(d.Columns)) != shape:
-            raise DataError(
-                f"{root}: slices differ in size ({d.Rows}x{d.Columns} vs {shape[0]}x{shape[1]}); "
-                "the folder mixes series"
-            )
-        try:
-            pixels = d.pixel_array
-        except Exception as exc:
-            raise DataError(
-                f"{root}: cannot decode a slice ({exc}); install pylibjpeg or gdcm"
-            ) from None
-        planes.append(_dicom_to_float(pixels, d).T)  # rows x cols -> x (cols) x y (rows)
-    volume = np.stack(planes, axis=-1).astype(np.float32)
-
-    ps = [float(v) for v in getattr(first, "PixelSpacing", [1.0, 1.0])]
-    positions = [np.asarray(getattr(d, "ImagePositionPatient", [0, 0, 0]), float) for d in slices]
-    if len(slices) > 1 and all(hasattr(d, "ImagePositionPatient") for d in slices):
-        steps = np.diff([float(np.dot(normal, q)) for q in positions])
-        dz = float(np.median(steps)) or float(getattr(first, "SliceThickness", 1.0) or 1.0)
-    else:
-        dz = float(getattr(first, "SliceThickness", 1.0) or 1.0)
-    lps = np.eye(4)
-    lps[:3, 0] = row_dir * ps[1]  # x index walks along a row: column spacing
-    lps[:3, 1] = col_dir * ps[0]
-    lps[:3, 2] = normal * dz
-    lps[:3, 3] = positions[0]
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM is LPS, NIfTI/nibabel RAS
-    return volume, affine, (ps[1], ps[0], abs(dz))

@@ -65,6 +65,43 @@ class Augment:
                 out[key] = out[key].as_tensor()
         return out
 
+    def _random_states(self) -> list[np.random.RandomState]:
+        """Every random state of the pipeline (nested transforms keep their own)."""
+        found: dict[int, np.random.RandomState] = {}
+
+        def walk(obj: Any, depth: int) -> None:
+            if isinstance(obj, np.random.RandomState):
+                found.setdefault(id(obj), obj)
+            elif depth < 6 and isinstance(obj, list | tuple):
+                for item in obj:
+                    walk(item, depth + 1)
+            elif depth < 6 and type(obj).__module__.startswith("monai."):
+                for value in vars(obj).values():
+                    walk(value, depth + 1)
+
+        walk(self.pipeline, 0)
+        return list(found.values())
+
+    def state_dict(self) -> dict[str, Any]:
+        """The random states, so a resumed run draws the same augmentations (tensors only)."""
+        if self._pid != os.getpid():
+            return {"seeded": False, "states": []}
+        states = []
+        for r in self._random_states():
+            _, keys, pos, has_gauss, gauss = r.get_state()
+            states.append([torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss])
+        return {"seeded": True, "states": states}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state.get("seeded"):
+            self._pid = None  # reseed on first use, as a fresh run does
+            return
+        self._pid = os.getpid()
+        for r, (keys, pos, has_gauss, gauss) in zip(
+            self._random_states(), state["states"], strict=True
+        ):
+            r.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+
     def __repr__(self) -> str:
         names = ", ".join(type(t).__name__ for t in self.pipeline.transforms)
         return f"Augment({names})"

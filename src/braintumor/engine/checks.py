@@ -7,35 +7,49 @@ run folder, so a typo never costs a good run nor leaves half a new one.
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import torch
+from torch import nn
 
 from braintumor.config import Config
 from braintumor.errors import BrainTumorError, ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "onecycle", "plateau", "none")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+MAX_SEED = 2**32 - 1  # NumPy's seed range, which Lightning seeds along with torch
 
 
 def _check_ranges(cfg: Config) -> None:
     d, o, t = cfg.data, cfg.optim, cfg.trainer
+    finite = math.isfinite
     # (holds, key, value, what is valid); NaN fails every comparison, as it should.
     rules: list[tuple[bool, str, Any, str]] = [
+        (0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer from 0 to {MAX_SEED}"),
         (t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1"),
         (d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer >= 1"),
         (d.image_size >= 1, "data.image_size", d.image_size, "an integer >= 1 (e.g. 128)"),
         (d.num_workers >= 0, "data.num_workers", d.num_workers, "an integer >= 0"),
         (d.limit is None or d.limit >= 1, "data.limit", d.limit, "an integer >= 1 or null"),
-        (o.lr > 0, "optim.lr", o.lr, "a positive number (e.g. 1e-3)"),
-        (o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "a number >= 0"),
+        (0 < o.lr and finite(o.lr), "optim.lr", o.lr, "a positive number (e.g. 1e-3)"),
+        (
+            finite(o.weight_decay) and o.weight_decay >= 0,
+            "optim.weight_decay",
+            o.weight_decay,
+            ">=0",
+        ),
+        (0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "a fraction in (0, 1)"),
+        (0 <= d.test_fraction < 1, "data.test_fraction", d.test_fraction, "a fraction in [0, 1)"),
         (0 <= o.momentum < 1, "optim.momentum", o.momentum, "a number in [0, 1)"),
         (o.warmup_epochs >= 0, "optim.warmup_epochs", o.warmup_epochs, "an integer >= 0"),
         (0 <= o.label_smoothing < 1, "optim.label_smoothing", o.label_smoothing, "[0, 1)"),
         (0 < cfg.threshold < 1, "threshold", cfg.threshold, "a probability in (0, 1), e.g. 0.5"),
         (cfg.model.freeze_epochs >= 0, "model.freeze_epochs", cfg.model.freeze_epochs, ">= 0"),
         (
-            t.max_minutes is None or t.max_minutes > 0,
+            t.max_minutes is None or (t.max_minutes > 0 and finite(t.max_minutes)),
             "trainer.max_minutes",
             t.max_minutes,
             "a positive number of minutes or null",
@@ -84,11 +98,102 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(
             f"unknown optim.scheduler {cfg.optim.scheduler!r}; use {', '.join(SCHEDULERS)}"
         )
-    if cfg.trainer.accelerator.lower() in ("gpu", "cuda") and not torch.cuda.is_available():
+    accelerator = cfg.trainer.accelerator.lower()
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator!r} is not supported; "
+            f"use {', '.join(ACCELERATORS)}"
+        )
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={cfg.trainer.accelerator!r} but no CUDA GPU is visible; "
             "use --accelerator cpu (or auto)"
         )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator='mps' but MPS is not available; use cpu or auto")
+
+
+def check_device(device: str | None) -> str | None:
+    """A ``--device`` for inference (``cpu``, ``cuda``, ``cuda:1``, ``mps``; None: auto).
+
+    Raises:
+        ConfigError: an unknown device, or one this machine does not have.
+    """
+    if device is None or device == "auto":
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"--device {device!r} is not a device; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ConfigError(f"--device {device} but no CUDA GPU is visible; use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ConfigError(f"--device {device} but only {n} CUDA GPU(s) are visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps but MPS is not available; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return str(dev)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(
+    cfg: Config, channels: int, mask_channels: int, available: int | None = None
+) -> None:
+    """Refuse an image size whose batches cannot fit in memory, before allocating them.
+
+    The estimate is a floor: one float32 batch of images and masks, its augmented copy,
+    and the first layer's activations (at least 16 feature maps of the input size) with
+    their gradients. A model needs more than that, so a size refused here would fail
+    later anyway, after allocating tens of gigabytes.
+    """
+    available = _available_memory() if available is None else available
+    if not available:
+        return
+    pixels = cfg.data.image_size**2
+    per_sample = pixels * 4 * (2 * (channels + mask_channels) + 2 * 16)
+    need = cfg.data.batch_size * per_sample
+    if need > available:
+        gib = 2**30
+        raise ConfigError(
+            f"data.image_size={cfg.data.image_size} with data.batch_size={cfg.data.batch_size} "
+            f"needs more than {need / gib:.1f} GiB for a single batch; {available / gib:.1f} GiB "
+            "is available; lower data.image_size (e.g. 256) or data.batch_size"
+        )
+
+
+def build_model(cfg: Config, in_channels: int, num_outputs: int) -> nn.Module:
+    """The configured model; a value the architecture rejects is a config error."""
+    from braintumor.models.registry import create_model
+
+    try:
+        return create_model(
+            cfg.model.name, in_channels=in_channels, num_classes=num_outputs, **cfg.model.kwargs
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"model {cfg.model.name!r} rejects model.kwargs={cfg.model.kwargs!r}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
+            "fix model.kwargs"
+        ) from None
 
 
 def probe_model(cfg: Config, in_channels: int, num_outputs: int) -> None:
@@ -100,14 +205,10 @@ def probe_model(cfg: Config, in_channels: int, num_outputs: int) -> None:
     the first training step. Anything else a meta tensor cannot do is left to
     training to report.
     """
-    from braintumor.models.registry import create_model
-
     size = cfg.data.image_size
     try:
         with torch.device("meta"):
-            model = create_model(
-                cfg.model.name, in_channels=in_channels, num_classes=num_outputs, **cfg.model.kwargs
-            )
+            model = build_model(cfg, in_channels, num_outputs)  # a bad kwarg: ConfigError
             model.eval()
             with torch.no_grad():
                 model(torch.zeros(2, in_channels, size, size))
@@ -117,4 +218,13 @@ def probe_model(cfg: Config, in_channels: int, num_outputs: int) -> None:
         return
 
 
-__all__ = ["OPTIMIZERS", "SCHEDULERS", "check_config", "probe_model"]
+__all__ = [
+    "ACCELERATORS",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "build_model",
+    "check_config",
+    "check_device",
+    "check_memory",
+    "probe_model",
+]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from lightning.pytorch.callbacks import Callback
 
 from braintumor.config import Config
 from braintumor.engine.data import open_format, subsample
+from braintumor.engine.fit import fit_run
+from braintumor.engine.resume import last_checkpoint
 from braintumor.engine.tasks import COUNT_KEYS, scalar_metrics
 from braintumor.inference import runs
 
@@ -51,13 +54,15 @@ def cross_validate(
     *,
     callbacks: Sequence[Callback] = (),
     before_write: Callable[[], None] | None = None,
+    resume: bool = False,
 ) -> Path:
     """Train ``cfg.folds`` models on patient-level folds; write ``OUT/cv_metrics.json``.
 
     ``before_write`` is called once, by the first fold, just before its first file.
+    With ``resume``, finished folds are kept (their metrics read back), an interrupted
+    fold continues from its epoch checkpoint and the others are trained.
     """
     from braintumor.data.splits import kfold_splits
-    from braintumor.engine.train import fit_run
 
     fmt = open_format(cfg.data.spec, cfg.data.options)
     records = subsample(fmt.records(), cfg.data.limit, cfg.seed)
@@ -66,14 +71,19 @@ def cross_validate(
     for i, splits in enumerate(folds):
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.folds = 0  # each fold folder is an ordinary run, reproducible on its own
+        fold = out / f"fold_{i}"
+        if resume and runs.holds_model(fold):
+            results.append(json.loads((fold / runs.METRICS_FILE).read_text()))
+            continue
         results.append(
             fit_run(
                 fold_cfg,
-                out / f"fold_{i}",
+                fold,
                 fmt=fmt,
                 splits=splits,
                 callbacks=callbacks,
                 before_write=before_write if i == 0 else None,
+                resume=resume and last_checkpoint(fold).is_file(),
             )
         )
     if rank_zero_only.rank == 0:

@@ -17,11 +17,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from braintumor.data.base import Record
+from braintumor.data.dataset import SliceDataset
+from braintumor.data.intensity import rescale_intensity
+from braintumor.data.registry import intensity_scale
+from braintumor.data.splits import load_splits
 from braintumor.engine.data import SPLITS, make_loader, open_format, output_names
 from braintumor.engine.tasks import Task, create_task
 from braintumor.errors import ConfigError, DataError
 from braintumor.inference.predictor import pick_device
-from braintumor.inference.runs import SPLITS_FILE, jsonable, load_run, write_json
+from braintumor.inference.runs import SPLITS_FILE, card_intensity, jsonable, load_run, write_json
 
 
 @torch.no_grad()
@@ -57,7 +61,6 @@ def evaluate_model(
 
 def saved_split(run: Path, records: list[Record], split: str) -> list[Record]:
     """The records of one split saved in ``RUN/splits.json``."""
-    from braintumor.data.splits import load_splits
 
     path = run / SPLITS_FILE
     if not path.is_file():
@@ -79,7 +82,6 @@ class _Rescale:
         self.src, self.dst = src, dst
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        from braintumor.data.intensity import rescale_intensity
 
         image = rescale_intensity(item["image"].numpy(), self.src, self.dst)
         return {**item, "image": torch.from_numpy(np.ascontiguousarray(image))}
@@ -150,14 +152,10 @@ def evaluate_run(
             )
     if not records:
         raise DataError(f"no samples to evaluate ({used})")
-    from braintumor.data.dataset import SliceDataset
 
     pre = card["preprocessing"]
     transform = None
     if data_spec is not None:
-        from braintumor.data.registry import intensity_scale
-        from braintumor.inference.runs import card_intensity
-
         src, dst = intensity_scale(data_spec), card_intensity(card)
         if src != dst:  # e.g. a phantom-trained model on z-scored BraTS volumes
             transform = _Rescale(src, dst)

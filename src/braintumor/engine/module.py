@@ -178,7 +178,14 @@ class BrainTumorModule(L.LightningModule):
         if sched == "none":
             return opt
         if sched in ("cosine", "onecycle"):
-            entry = build_scheduler(opt, sched, self.epochs, o.warmup_epochs, self.budget_seconds)
+            entry = build_scheduler(
+                opt,
+                sched,
+                self.epochs,
+                o.warmup_epochs,
+                self.budget_seconds,
+                total_steps=self._total_steps(),
+            )
             return {"optimizer": opt, "lr_scheduler": entry}
         if sched == "plateau":
             # Stepped on the validation monitor, never on test data.
@@ -196,6 +203,14 @@ class BrainTumorModule(L.LightningModule):
         raise ConfigError(
             f"unknown optim.scheduler {o.scheduler!r}; use cosine, onecycle, plateau or none"
         )
+
+    def _total_steps(self) -> int | None:
+        """Optimizer steps the epoch bound allows (None outside a trainer)."""
+        try:
+            steps = self.trainer.estimated_stepping_batches
+        except (RuntimeError, AttributeError):  # not attached to a trainer (unit tests)
+            return None
+        return int(steps) if math.isfinite(steps) and steps > 0 else None
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return (p for p in self.model.parameters() if p.requires_grad)

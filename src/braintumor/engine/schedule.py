@@ -6,7 +6,9 @@ stop half-way down the curve (budget shorter than ``trainer.epochs``) or reach z
 long before the budget is spent. :class:`TimeBudgetLR` instead reads the elapsed
 training time: its LR factor is a function of ``elapsed / budget``, stepped every
 batch, so the run is annealed exactly when the time is up, however many epochs
-that was. :class:`ScheduleEnd` stops the trainer at that moment.
+that was. :class:`ScheduleEnd` stops the trainer at that moment. When the epochs
+run out first (a fast machine), the fraction of the steps done drives the curve
+instead (progress is the larger of the two), so that run also ends annealed.
 
 Weight averaging (``trainer.ema_decay``) uses Lightning's EMA callback: validation,
 and so checkpoint selection, sees the averaged weights, and the checkpoint that is
@@ -85,6 +87,7 @@ class TimeBudgetLR(torch.optim.lr_scheduler.LRScheduler):
         shape: str = "cosine",
         warmup: float = 0.03,
         clock: Clock | None = None,
+        total_steps: int | None = None,
     ) -> None:
         if budget_seconds <= 0:
             raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
@@ -93,14 +96,16 @@ class TimeBudgetLR(torch.optim.lr_scheduler.LRScheduler):
         self.budget_seconds = float(budget_seconds)
         self.shape, self.warmup = shape, float(warmup)
         self.clock = clock
+        self.total_steps = total_steps  # the epoch bound in steps (None: time only)
         self.elapsed = 0.0
         self._last: float | None = None
         super().__init__(optimizer)
 
     @property
     def progress(self) -> float:
-        """Fraction of the budget spent (may exceed 1 until the trainer stops)."""
-        return self.elapsed / self.budget_seconds
+        """Fraction of the budget spent, in time or in steps, whichever is larger."""
+        steps = self.last_epoch / self.total_steps if self.total_steps else 0.0
+        return max(self.elapsed / self.budget_seconds, steps)
 
     def _tick(self) -> None:
         t = (self.clock or now)()
@@ -141,6 +146,7 @@ def build_scheduler(
     warmup_epochs: int,
     budget_seconds: float | None,
     clock: Clock | None = None,
+    total_steps: int | None = None,
 ) -> dict[str, Any] | None:
     """Lightning's ``lr_scheduler`` entry for ``cosine``/``onecycle``; None otherwise.
 
@@ -148,7 +154,11 @@ def build_scheduler(
     ``cosine`` is the per-epoch warm-up + cosine over ``epochs``.
     """
     if budget_seconds and name in SHAPES:
-        sched = TimeBudgetLR(opt, budget_seconds, name, clock=clock)
+        # optim.warmup_epochs as a share of the epoch bound (at most 30 % of the run).
+        warmup = min(0.3, warmup_epochs / max(1, epochs))
+        sched = TimeBudgetLR(
+            opt, budget_seconds, name, warmup=warmup, clock=clock, total_steps=total_steps
+        )
         return {"scheduler": sched, "interval": "step"}
     if name == "onecycle":  # no budget: the same curve over the epochs
         lam = torch.optim.lr_scheduler.LambdaLR(

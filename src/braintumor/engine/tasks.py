@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.errors import ConfigError
+from braintumor.inference.predictor import probabilities
 from braintumor.metrics.classification import classification_metrics
 
 
@@ -200,7 +201,7 @@ class ClassificationTask(Task):
         return ClassificationEvaluator(self.output_names)
 
     def postprocess(self, logits: Tensor) -> Tensor:
-        return torch.softmax(logits.float(), dim=1)
+        return probabilities(self.name, logits)
 
 
 class SegmentationTask(Task):
@@ -235,7 +236,7 @@ class SegmentationTask(Task):
         return PooledDice(self.threshold)
 
     def postprocess(self, logits: Tensor) -> Tensor:
-        return torch.sigmoid(logits.float())
+        return probabilities(self.name, logits)
 
 
 # Sample counts in a metrics dict: bookkeeping, not something to log per epoch.

@@ -7,6 +7,7 @@ and SLURM environments, so one config runs on a laptop CPU or a GPU cluster.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import logging
 import pickle
@@ -58,14 +59,40 @@ def parse_devices(devices: str | int) -> str | int | list[int]:
     return text
 
 
-def build_loggers(out: Path) -> list[Logger]:
-    """CSV always; TensorBoard too when it is installed (it is not a dependency)."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(out), name=LOGS_DIR, version="csv")]
+def build_loggers(out: Path, resume_step: int | None = None) -> list[Logger]:
+    """CSV always; TensorBoard too when it is installed (it is not a dependency).
+
+    A resumed run (``resume_step``: the global step of its checkpoint) continues the
+    same logs without the steps logged after the checkpoint by the session that was
+    killed: TensorBoard drops them itself (``purge_step``); the CSV logger would delete
+    its file, so the rows before the checkpoint are carried over.
+    """
+    csv_logger = CSVLogger(save_dir=str(out), name=LOGS_DIR, version="csv")
+    if resume_step is not None:
+        _carry_csv_rows(csv_logger, resume_step)
+    loggers: list[Logger] = [csv_logger]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(save_dir=str(out), name=LOGS_DIR, version="tensorboard"))
+        extra = {"purge_step": resume_step} if resume_step is not None else {}
+        loggers.append(
+            TensorBoardLogger(save_dir=str(out), name=LOGS_DIR, version="tensorboard", **extra)
+        )
     return loggers
+
+
+def _carry_csv_rows(logger: CSVLogger, before_step: int) -> None:
+    """Keep the rows of ``metrics.csv`` logged before ``before_step`` in a resumed run."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit()]
+    writer = logger.experiment  # created now: it deletes the old file
+    for row in rows:
+        step = int(row.pop("step"))
+        if step < before_step:
+            writer.log_metrics({k: v for k, v in row.items() if v != ""}, step)
 
 
 def progress_callbacks(enabled: bool) -> list[Callback]:
@@ -86,8 +113,9 @@ def build_trainer(
     callbacks: Sequence[Callback],
     freeze: bool = False,
     batches_per_epoch: int | None = None,
+    resume_step: int | None = None,
 ) -> L.Trainer:
-    """A ``Trainer`` for ``cfg``, logging under ``out/logs``."""
+    """A ``Trainer`` for ``cfg``, logging under ``out/logs`` (``resume_step``: see loggers)."""
     t = cfg.trainer
     strategy = t.strategy
     if freeze and strategy == "ddp":
@@ -105,7 +133,7 @@ def build_trainer(
         raise ConfigError(
             f"trainer.devices={t.devices!r} is invalid; use auto, a count (1, 4) or ids (0,1)"
         ) from None
-    loggers = build_loggers(out)
+    loggers = build_loggers(out, resume_step)
     all_callbacks = [*progress_callbacks(t.progress), *callbacks]
     try:
         return L.Trainer(

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from braintumor.data.preprocess import crop_foreground
 from braintumor.errors import ConfigError
 from braintumor.explain.maps import (
     attention_gates,
@@ -27,6 +29,9 @@ from braintumor.explain.maps import (
     cam_layer_by_name,
     grad_cam,
 )
+from braintumor.figures.overlay import heatmap_rgb
+from braintumor.inference.predictor import Predictor, to_original_grid
+from braintumor.inference.scans import load_input
 
 METHODS = ("auto", "gradcam", "rollout", "gates")
 
@@ -81,7 +86,6 @@ def crop_origin(image: np.ndarray, crop: bool) -> tuple[int, int, int, int]:
     h, w = image.shape[-2:]
     if not crop:
         return 0, 0, h, w
-    from braintumor.data.preprocess import crop_foreground
 
     rows, cols = np.mgrid[:h, :w].astype(np.int32)
     _, idx = crop_foreground(image, np.stack([rows, cols]))
@@ -91,7 +95,6 @@ def crop_origin(image: np.ndarray, crop: bool) -> tuple[int, int, int, int]:
 
 def to_input_grid(heat: np.ndarray, image: np.ndarray, crop: bool) -> np.ndarray:
     """S x S heat map at the model's input -> H x W on ``image``'s pixel grid."""
-    from braintumor.inference.predictor import to_original_grid
 
     top, left, ch, cw = crop_origin(image, crop)
     inner = to_original_grid(torch.from_numpy(np.asarray(heat, np.float32))[None], ch, cw)[0]
@@ -150,12 +153,6 @@ def explain_inputs(
     Volumes (NIfTI, DICOM series, BraTS cases) are explained on one slice:
     ``slice_index``, default the middle one.
     """
-    from PIL import Image
-
-    from braintumor.inference.predictor import Predictor
-    from braintumor.inference.scans import load_input
-    from braintumor.pipeline.core import input_scale
-    from braintumor.reports.overlay import heatmap_rgb
 
     predictor = Predictor.from_run(run_dir, device)
     pick_method(predictor.card, method, layer, predictor.model)  # fail before reading any input
@@ -167,7 +164,7 @@ def explain_inputs(
         z = scan.n_slices // 2 if slice_index is None else slice_index
         if not 0 <= z < scan.n_slices:
             raise ConfigError(f"--slice {z} is outside {scan.path} ({scan.n_slices} slices)")
-        image = scan.slices(input_scale(predictor.card))[z]
+        image = predictor.scan_slices(scan)[z]
         ex = explain_image(predictor, image, method, target, layer)
         name = f"{scan.name}{f'_z{z}' if scan.is_volume else ''}_{ex.method}.png"
         rgb = heatmap_rgb(scan.slices("unit")[z], ex.heat, image_channel=scan.display_channel)

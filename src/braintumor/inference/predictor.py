@@ -1,10 +1,15 @@
-"""Predict with a trained run on new images, using exactly the run's preprocessing.
+"""Predict with a trained run on new scans, using exactly the run's preprocessing.
+
+The model card says how a scan must be prepared: its intensity scale
+(``normalisation``: ``unit`` or ``zscore``, applied by :meth:`Predictor.scan_slices`
+through :mod:`braintumor.data.intensity`) and its geometry (``preprocessing``:
+image size, channels, crop).
 
 Classification returns class probabilities. Segmentation returns per-pixel
-probabilities on each input's *own* pixel grid: the model sees the image padded to
-a square and resized (:func:`~braintumor.data.preprocess.prepare_sample`), and the
-output is resized back and the padding cut off. Segmentation runs never crop (see
-:mod:`braintumor.engine.data`), which is what makes this inversion exact.
+probabilities on each input's *own* pixel grid: the model sees the image padded to a
+square and resized (:func:`~braintumor.data.preprocess.prepare_sample`), and the output
+is resized back and the padding cut off. Segmentation runs never crop (the engine
+decides the crop per task), which is what makes this inversion exact.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from braintumor.data.intensity import apply_volume_scale, volume_scale
+from braintumor.data.preprocess import pad_to_square, prepare_sample
 from braintumor.data.stacking import stack_neighbours, volume_neighbours
-from braintumor.engine.tasks import Task, create_task
-from braintumor.errors import DataError
-from braintumor.inference.runs import load_run
+from braintumor.errors import ConfigError, DataError
+from braintumor.inference.runs import card_intensity, load_run
+from braintumor.inference.scans import ScanInput
 from braintumor.inference.tta import flip_tta
+
+TASKS = ("classification", "segmentation")
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -33,14 +41,20 @@ def pick_device(accelerator: str = "auto") -> torch.device:
     return torch.device("cuda")
 
 
+def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """Logits -> probabilities: softmax over classes, or one sigmoid per mask channel
+    (BraTS regions overlap, WT > TC > ET). Training's metrics use the same function."""
+    if task == "classification":
+        return torch.softmax(logits.float(), dim=1)
+    return torch.sigmoid(logits.float())
+
+
 def padding_box(height: int, width: int) -> tuple[int, int, int, int]:
     """Where an ``height x width`` image lies inside its padded square: (top, left, h, w).
 
     Found by padding an image of ones with the very function training uses, so the
     inversion can never disagree with the forward geometry.
     """
-    from braintumor.data.preprocess import pad_to_square
-
     padded, _ = pad_to_square(np.ones((1, height, width), dtype=np.float32))
     rows = np.flatnonzero(padded[0].any(axis=1))
     cols = np.flatnonzero(padded[0].any(axis=0))
@@ -83,8 +97,12 @@ class Predictor:
         self.tta = tta  # flip test-time augmentation (inference.tta)
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
-        names = card["classes"] if card["task"] == "classification" else card["mask_channels"]
-        self.task: Task = create_task(card["task"], names, float(card.get("threshold", 0.5)))
+        if card["task"] not in TASKS:
+            raise ConfigError(f"unknown task {card['task']!r}; use one of: {', '.join(TASKS)}")
+        self.task_name = str(card["task"])
+        names = card["classes"] if self.is_classification else card["mask_channels"]
+        self._names = [str(n) for n in names]
+        self._threshold = float(card.get("threshold", 0.5))
         pre = card["preprocessing"]
         self.image_size = int(pre["image_size"])
         self.channels = int(pre["channels"])
@@ -103,23 +121,54 @@ class Predictor:
     @property
     def names(self) -> list[str]:
         """Class names (classification) or mask channel names (segmentation)."""
-        return list(self.task.output_names)
+        return list(self._names)
 
     @property
     def threshold(self) -> float:
-        return self.task.threshold
+        return self._threshold
+
+    @property
+    def intensity(self) -> str:
+        """The intensity scale the run was trained on: ``unit`` or ``zscore``."""
+        return card_intensity(self.card)
+
+    def scan_slices(self, scan: ScanInput) -> list[np.ndarray]:
+        """A scan's slices on the run's intensity scale (C x H x W each).
+
+        Raises:
+            DataError: the scan has a channel count the run cannot take, naming the fix.
+        """
+        have, want = int(scan.data.shape[0]), self.channels
+        if have != want and {have, want} != {1, 3}:  # gray <-> RGB is converted
+            if scan.kind == "image" and self.is_classification:
+                fix = "image files give 1 or 3 channels, so use a run trained on 1 or 3 channels"
+            elif want > 1:
+                fix = (
+                    f"pass the {want} sequences of a case as {want} NIfTI files (in the "
+                    "training channel order) or as a BraTS case folder"
+                )
+            else:
+                fix = "pass a single-sequence scan"
+            raise DataError(
+                f"{scan.path} has {have} channel(s) but this run was trained on "
+                f"{want}-channel images; {fix}"
+            )
+        return scan.slices(self.intensity)
+
+    def predict_scan(self, scan: ScanInput, batch_size: int = 16) -> np.ndarray | list[np.ndarray]:
+        """:meth:`predict_images` on every slice of ``scan``, scaled as the run expects."""
+        return self.predict_images(self.scan_slices(scan), batch_size=batch_size)
 
     def preprocess(
         self, image: np.ndarray, scales: np.ndarray | None = None, stack: bool = True
     ) -> np.ndarray:
-        """One C x H x W image as the model saw its training images.
+        """One C x H x W image (on the run's intensity scale) as the model saw its
+        training images: the card's geometry and channel count.
 
         ``scales``: the per-channel scales of the image's volume, for runs trained with
         per-volume normalisation (default: the image's own, the single-slice fallback).
         ``stack=False`` leaves out the 2.5D neighbour channels (the caller adds them).
         """
-        from braintumor.data.preprocess import prepare_sample
-
         img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             img = img[None]
@@ -149,11 +198,11 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         if self.tta:
             return flip_tta(
-                lambda t: self.task.postprocess(self.model(t)),
+                lambda t: probabilities(self.task_name, self.model(t)),
                 x,
                 spatial=not self.is_classification,
             ).cpu()
-        return self.task.postprocess(self.model(x)).cpu()
+        return probabilities(self.task_name, self.model(x)).cpu()
 
     def predict_images(
         self, images: Sequence[np.ndarray], batch_size: int = 16, volume: bool = False
@@ -222,4 +271,4 @@ class Predictor:
 
     @property
     def is_classification(self) -> bool:
-        return self.task.name == "classification"
+        return self.task_name == "classification"

@@ -22,12 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch  # used as safetensors.torch.*: tests swap save_file (full disk)
 import torch
 from torch import nn
 
+from braintumor import __version__
 from braintumor.atomic import atomic_path, write_text_atomic
 from braintumor.config import Config, load_config
-from braintumor.errors import ConfigError, DataError
+from braintumor.data.registry import intensity_scale
+from braintumor.errors import BrainTumorError, ConfigError, DataError
+from braintumor.inference.card import check_card
+from braintumor.models.registry import create_model
 
 CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"
@@ -165,14 +170,13 @@ def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> P
     Each file is written to a temporary name and renamed into place, so a crash or a
     full disk never leaves a truncated file over a good one.
     """
-    from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # clone(): tied weights share storage, which safetensors refuses to save twice.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
+        safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"})
     card = {**card, "created": card.get("created") or datetime.now(UTC).isoformat()}
     write_json(out / CARD_FILE, card)
     return out / WEIGHTS_FILE
@@ -203,7 +207,6 @@ def card_intensity(card: dict[str, Any]) -> str:
     norm = card.get("normalisation") or {}
     if norm.get("intensity") in ("unit", "zscore"):
         return str(norm["intensity"])
-    from braintumor.data.registry import intensity_scale
 
     return intensity_scale(str(card.get("data", {}).get("spec", "")))
 
@@ -227,7 +230,6 @@ def make_card(
     params: int | None = None,
 ) -> dict[str, Any]:
     """The model card (``model.json``) of a run."""
-    from braintumor import __version__
 
     return {
         "name": cfg.model.name,
@@ -273,35 +275,7 @@ def _require(run: Path, name: str) -> Path:
     return p
 
 
-# What load_run, evaluation and prediction read from a card (model.json).
-_CARD_KEYS = ("name", "task", "in_channels", "num_classes", "classes", "mask_channels")
-_CARD_PREPROCESSING = ("image_size", "channels", "crop")
-
-
-def check_card(card: Any, path: Path) -> dict[str, Any]:
-    """The card read from ``path``, or a one-line error naming what is missing."""
-    if not isinstance(card, dict):
-        raise DataError(f"{path} is not a model card (a JSON object); retrain the run")
-    missing = [k for k in _CARD_KEYS if k not in card]
-    pre = card.get("preprocessing")
-    if not isinstance(pre, dict):
-        missing.append("preprocessing")
-    else:
-        missing += [f"preprocessing.{k}" for k in _CARD_PREPROCESSING if k not in pre]
-    if not isinstance(card.get("data", {}), dict) or "spec" not in card.get("data", {}):
-        missing.append("data.spec")
-    if missing:
-        raise DataError(
-            f"{path} is not a complete model card: {', '.join(missing)} missing; "
-            "retrain the run (or restore model.json)"
-        )
-    if card["task"] not in ("classification", "segmentation"):
-        raise DataError(f"{path}: unknown task {card['task']!r}; retrain the run")
-    return card
-
-
 def build_model_from_card(card: dict[str, Any]) -> nn.Module:
-    from braintumor.models.registry import create_model
 
     return create_model(
         card["name"],
@@ -319,9 +293,6 @@ def _state_mismatch(exc: RuntimeError) -> str:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of a run folder from its card and ``model.safetensors``."""
-    from safetensors.torch import load_file
-
-    from braintumor.errors import BrainTumorError
 
     run = Path(run_dir).expanduser()
     if run.is_file():
@@ -343,8 +314,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         model = build_model_from_card(card)
     except BrainTumorError as exc:  # e.g. a model name this version does not know
         raise DataError(f"{card_path}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # a hand-edited kwargs value
+        raise DataError(
+            f"{card_path}: model {card['name']!r} cannot be built from its kwargs "
+            f"{card.get('kwargs')} ({exc}); restore model.json or retrain the run"
+        ) from None
     try:
-        state = load_file(str(weights), device="cpu")
+        state = safetensors.torch.load_file(str(weights), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
         raise DataError(f"{weights}: cannot read weights ({exc}); retrain the run") from None
     try:

@@ -24,7 +24,7 @@ import numpy as np
 
 from braintumor.data.formats.brats import MODALITIES as BRATS_MODALITIES
 from braintumor.data.formats.brats import find_case_files
-from braintumor.data.intensity import robust_scale, zscore_brain
+from braintumor.data.intensity import SCALES, scale_scan
 from braintumor.data.io import (
     DICOM_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -36,7 +36,7 @@ from braintumor.data.io import (
 )
 from braintumor.errors import DataError
 
-SCALES = ("unit", "zscore")
+__all__ = ["SCALES", "ScanInput", "load_input", "stack_channels", "unique_name"]
 
 
 @dataclass
@@ -66,6 +66,7 @@ class ScanInput:
     channel_names: list[str] = field(default_factory=list)
     display_channel: int = 0
     unit_scaled: bool = False  # data already on [0, 1] (read_image's scale)
+    sources: list[Path] = field(default_factory=list)  # the files of a stacked case
 
     @property
     def is_volume(self) -> bool:
@@ -77,15 +78,8 @@ class ScanInput:
 
     def slices(self, scale: str = "unit") -> list[np.ndarray]:
         """All slices as float32 C x H x W arrays on ``scale`` (``unit`` or ``zscore``)."""
-        if scale not in SCALES:
-            raise ValueError(f"unknown intensity scale {scale!r}; use one of {SCALES}")
         vol = self.data if self.is_volume else self.data[:, None]  # C x Z x H x W
-        if scale == "unit":
-            # As read_image does: float data already on [0, 1] keeps its values.
-            unit = self.unit_scaled or (vol.size > 0 and vol.min() >= 0 and vol.max() <= 1)
-            out = vol if unit else np.stack([robust_scale(c) for c in vol])
-        else:
-            out = np.stack([zscore_brain(np.nan_to_num(c)) for c in vol])
+        out = scale_scan(vol, scale, self.unit_scaled)
         return [np.ascontiguousarray(out[:, z], dtype=np.float32) for z in range(out.shape[1])]
 
     def mask_volume(self, masks: list[np.ndarray]) -> np.ndarray:
@@ -152,8 +146,13 @@ def _load_brats(folder: Path, files: dict[str, Path]) -> ScanInput:
     )
 
 
-def load_input(path: str | Path) -> ScanInput:
+def load_input(
+    path: str | Path, *, max_pixels: int | None = None, max_voxels: int | None = None
+) -> ScanInput:
     """Read one input: an image file, a NIfTI volume, a DICOM series folder or a BraTS case.
+
+    ``max_pixels`` / ``max_voxels`` bound what a header may declare, checked before
+    decoding (default: :mod:`braintumor.data.limits`; the service passes its own).
 
     Raises:
         DataError: for a missing path, an unsupported file or an unrecognised folder.
@@ -165,12 +164,22 @@ def load_input(path: str | Path) -> ScanInput:
         files = find_case_files(p)
         if "flair" in files:
             return _load_brats(p, files)
-        if any(f.name.lower().endswith(VOLUME_EXTENSIONS) for f in p.iterdir()):
+        names = [f.name.lower() for f in p.iterdir()]
+        if any(n.endswith(VOLUME_EXTENSIONS) for n in names):
             raise DataError(
                 f"{p}: holds NIfTI files but is not a BraTS case (no *_flair.nii.gz); "
                 "pass the .nii/.nii.gz files themselves"
             )
-        vol, affine, spacing = read_dicom_series(p)  # raises a clear DataError when not DICOM
+        if any(n.endswith(IMAGE_EXTENSIONS) for n in names) and not any(
+            n.endswith(DICOM_EXTENSIONS) for n in names
+        ):
+            raise DataError(
+                f"{p}: is a folder of images, not a DICOM series or BraTS case; "
+                f"pass the image files in it (e.g. {p}/*.png)"
+            )
+        vol, affine, spacing = read_dicom_series(
+            p, max_voxels=max_voxels
+        )  # raises a clear DataError when not DICOM
         return ScanInput(
             p,
             _stem(p),
@@ -184,7 +193,7 @@ def load_input(path: str | Path) -> ScanInput:
         )
     lower = p.name.lower()
     if lower.endswith(VOLUME_EXTENSIONS):
-        vol, affine, header = read_volume(p)
+        vol, affine, header = read_volume(p, max_voxels=max_voxels)
         spacing, thick = _nifti_spacing(header)
         return ScanInput(
             p,
@@ -198,7 +207,7 @@ def load_input(path: str | Path) -> ScanInput:
             ["volume"],
         )
     if lower.endswith(IMAGE_EXTENSIONS + DICOM_EXTENSIONS):
-        image = read_image(p)
+        image = read_image(p, max_pixels=max_pixels)
         sp = image_spacing(p)
         return ScanInput(
             p,
@@ -213,3 +222,44 @@ def load_input(path: str | Path) -> ScanInput:
         f"{p}: unsupported input; give PNG/JPEG/TIFF/DICOM images, .nii/.nii.gz volumes, "
         "a DICOM series folder or a BraTS case folder"
     )
+
+
+def stack_channels(scans: list[ScanInput]) -> ScanInput:
+    """C single-sequence volumes of one case (NIfTI files, in the training channel order)
+    as one C-channel scan; geometry from the first.
+
+    Raises:
+        DataError: the volumes differ in shape, or one is not a volume.
+    """
+    first = scans[0]
+    for s in scans:
+        if s.kind != "volume":
+            raise DataError(f"{s.path}: the sequences of one case must be NIfTI volumes")
+        if s.data.shape[1:] != first.data.shape[1:]:
+            raise DataError(
+                f"{s.path}: the sequences of one case differ in shape "
+                f"({s.data.shape[1:]} vs {first.data.shape[1:]} in {first.path})"
+            )
+    return ScanInput(
+        first.path,
+        first.name,
+        "volume",
+        np.concatenate([s.data for s in scans]),
+        first.spacing,
+        first.slice_thickness,
+        first.affine,
+        first.header,
+        [s.name for s in scans],
+        sources=[s.path for s in scans],
+    )
+
+
+def unique_name(scan: ScanInput, used: set[str]) -> str:
+    """``scan.name``, or ``<name>_2``, ``_3``... when another input already took it
+    (two ``scan.png`` in different folders). Adds the name to ``used``."""
+    name, i = scan.name, 1
+    while name in used:
+        i += 1
+        name = f"{scan.name}_{i}"
+    used.add(name)
+    return name

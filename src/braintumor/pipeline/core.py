@@ -2,8 +2,8 @@
 
 Both stages are :class:`~braintumor.inference.predictor.Predictor` objects (anything with
 the same small surface works, which is how the tests use stubs). Each stage sees the
-scan on the intensity scale of the data it was trained on (see
-:mod:`braintumor.inference.scans`) and with its own preprocessing.
+scan on the intensity scale of the data it was trained on (``Stage.intensity``, from
+its model card; see :mod:`braintumor.data.intensity`) and with its own preprocessing.
 """
 
 from __future__ import annotations
@@ -14,18 +14,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from rich.console import Console
+from rich.progress import track
 
 from braintumor.errors import ConfigError
+from braintumor.inference.predictor import Predictor
 from braintumor.inference.scans import ScanInput
 from braintumor.pipeline.gating import gate_mask, no_tumor_index, tumor_probability
-
-# Formats whose images are z-scored per volume; every other format is on [0, 1].
 
 
 class Stage(Protocol):
     """What the pipeline needs from a model (:class:`Predictor` provides it)."""
 
-    card: dict[str, Any]
+    @property
+    def intensity(self) -> str:
+        """``unit`` or ``zscore``: the scale of the data the stage was trained on."""
 
     @property
     def is_classification(self) -> bool: ...
@@ -36,13 +39,6 @@ class Stage(Protocol):
     def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> Any: ...
 
     def masks(self, probs: np.ndarray) -> np.ndarray: ...
-
-
-def input_scale(card: dict[str, Any]) -> str:
-    """``zscore`` or ``unit``: the intensity scale of the data a run was trained on."""
-    from braintumor.inference.runs import card_intensity
-
-    return card_intensity(card)
 
 
 @dataclass
@@ -61,8 +57,6 @@ def progress(items: Sequence[Any], description: str, enabled: bool = True) -> It
     if not enabled:
         yield from items
         return
-    from rich.console import Console
-    from rich.progress import track
 
     yield from track(items, description=description, console=Console(stderr=True), transient=True)
 
@@ -94,7 +88,6 @@ class TwoStagePipeline:
         threshold: float = 0.5,
         device: str | None = None,
     ) -> TwoStagePipeline:
-        from braintumor.inference.predictor import Predictor
         from braintumor.pipeline.seg_gate import SegmenterGate, gate_score
 
         segmenter = Predictor.from_run(segmenter_run, device)
@@ -150,8 +143,7 @@ class TwoStagePipeline:
         self, scan: ScanInput, *, batch_size: int = 16, show_progress: bool = True
     ) -> list[SliceResult]:
         """Every slice of one input (each stage on its own intensity scale)."""
-        cls_scale = input_scale(self.classifier.card)
-        seg_scale = input_scale(self.segmenter.card)
+        cls_scale, seg_scale = self.classifier.intensity, self.segmenter.intensity
         cls_images = scan.slices(cls_scale)
         seg_images = cls_images if seg_scale == cls_scale else scan.slices(seg_scale)
         return self.predict(

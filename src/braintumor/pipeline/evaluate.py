@@ -8,6 +8,7 @@ tumor in the truth), and what it costs: tumor slices wrongly emptied by the gate
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import numpy as np
 from braintumor.data import DatasetFormat, Record, create_format, parse_spec
 from braintumor.data.intensity import rescale_intensity
 from braintumor.data.registry import intensity_scale
+from braintumor.data.splits import load_splits, make_splits
 from braintumor.errors import DataError
+from braintumor.inference.runs import load_run, write_json
 from braintumor.metrics.segmentation import SegmentationEvaluator
-from braintumor.pipeline.core import TwoStagePipeline, input_scale, progress
+from braintumor.pipeline.core import TwoStagePipeline, progress
 
 METRICS_FILE = "pipeline_metrics.json"
 HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
@@ -42,7 +45,6 @@ def choose_split(
     split: str,
 ) -> tuple[list[Record], str]:
     """The records of ``split`` and a sentence saying where the split comes from."""
-    from braintumor.data.splits import load_splits, make_splits
 
     saved = segmenter_run / "splits.json"
     same = _same_data(seg_card["data"]["spec"], data_spec)
@@ -78,7 +80,6 @@ def _classifier_overlap(classifier_run: Path, chosen: list[Record]) -> int | Non
     the data set), so a classifier trained on a larger or smaller version of the same
     data still counts its overlap.
     """
-    import json
 
     try:
         saved = json.loads((classifier_run / "splits.json").read_text())["splits"]
@@ -130,7 +131,7 @@ def score_pipeline(
         ``n_healthy_slices``, ``n_tumor_slices``, ``ungated`` and ``gated`` (metrics and
         false positives on healthy slices) and ``gate`` (what the gate emptied).
     """
-    cls_scale, seg_scale = input_scale(pipe.classifier.card), input_scale(pipe.segmenter.card)
+    cls_scale, seg_scale = pipe.classifier.intensity, pipe.segmenter.intensity
     gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
     n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
     for i in progress(range(0, len(records), batch), description, show_progress):
@@ -182,7 +183,6 @@ def evaluate_pipeline(
 
     Writes ``out/pipeline_metrics.json`` and returns the same dict.
     """
-    from braintumor.inference.runs import load_run, write_json
 
     seg_run = load_run(segmenter_run)
     pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device)

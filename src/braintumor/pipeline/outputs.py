@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from braintumor.data.io import write_nifti
+from braintumor.figures.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
 from braintumor.inference.scans import ScanInput
 from braintumor.pipeline.core import SliceResult
-from braintumor.reports.overlay import montage, overlay_rgb, region_color, save_overlay, save_rgb
 
 MAX_TILES = 16
 
@@ -63,7 +65,6 @@ def write_image_outputs(
     scan: ScanInput, r: SliceResult, classes: Sequence[str], regions: Sequence[str], out: Path
 ) -> dict[str, Any]:
     """Mask PNG(s), overlay PNG and the summary dict of a 2D input."""
-    from PIL import Image
 
     info = _class_info(r, classes)
     files = []
@@ -112,7 +113,6 @@ def write_volume_outputs(
     out: Path,
 ) -> dict[str, Any]:
     """Mask NIfTI(s), montage + largest-slice PNGs and the summary dict of a volume."""
-    from braintumor.data.io import write_nifti
 
     if scan.affine is None:
         raise ValueError(f"{scan.path}: a volume input without an affine")

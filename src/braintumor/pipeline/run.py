@@ -13,18 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from braintumor.inference.scans import ScanInput, load_input
+from braintumor.inference.scans import ScanInput, load_input, unique_name
 from braintumor.pipeline.core import TwoStagePipeline
 from braintumor.pipeline.outputs import write_image_outputs, write_volume_outputs
-
-
-def _unique_name(scan: ScanInput, used: set[str]) -> str:
-    name, i = scan.name, 1
-    while name in used:  # two inputs called scan.png in different folders
-        i += 1
-        name = f"{scan.name}_{i}"
-    used.add(name)
-    return name
 
 
 def process_input(
@@ -73,7 +64,7 @@ def run_pipeline(
     used: set[str] = set()
     summaries = []
     for scan in scans:
-        scan.name = _unique_name(scan, used)
+        scan.name = unique_name(scan, used)
         summaries.append(process_input(pipe, scan, out / scan.name, show_progress))
     index = {
         "classifier": str(classifier_run),

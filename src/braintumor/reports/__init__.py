@@ -1,6 +1,6 @@
 """Figures and reports: learning curves, confusion matrices, overlays, comparisons.
 
-Submodules are imported on demand (``from braintumor.reports.plots import ...``) so
+Submodules are imported on demand (``from braintumor.figures.plots import ...``) so
 that importing the package never pulls in matplotlib.
 """
 

@@ -12,21 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.reports.overlay import heatmap_rgb, montage, overlay_rgb, with_legend
+from braintumor.data import create_format
+from braintumor.data.splits import load_splits
+from braintumor.explain import explain_image
+from braintumor.figures.overlay import enlarge, heatmap_rgb, montage, overlay_rgb, with_legend
+from braintumor.inference.predictor import Predictor
+from braintumor.metrics.segmentation import confusion_counts, scores_from_counts
 
 Case = tuple[np.ndarray, str]
 
 
-def enlarge(rgb: np.ndarray, min_side: int = 192) -> np.ndarray:
-    """Integer nearest-neighbour enlargement so that small images stay readable."""
-    k = max(1, int(np.ceil(min_side / max(rgb.shape[:2]))))
-    return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1) if k > 1 else rgb
-
-
 def test_split_samples(run_dir: Path, card: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` evenly spaced samples of the run's saved test split."""
-    from braintumor.data import create_format
-    from braintumor.data.splits import load_splits
 
     fmt = create_format(card["data"]["spec"], **(card["data"].get("options") or {}))
     recs = load_splits(run_dir / "splits.json", fmt.records()).get("test", [])
@@ -36,7 +33,6 @@ def test_split_samples(run_dir: Path, card: dict[str, Any], limit: int) -> list[
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    from braintumor.metrics.segmentation import confusion_counts, scores_from_counts
 
     return float(np.nanmean(scores_from_counts(confusion_counts(pred, truth))["dice"]))
 
@@ -44,8 +40,6 @@ def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
 def segmentation_cases(run_dir: Path, n: int = 2, limit: int = 24) -> list[Case]:
     """The ``n`` best and ``n`` worst test slices with tumor by Dice: truth | prediction
     (| attention-gate map for ``attention_unet``)."""
-    from braintumor.explain import explain_image
-    from braintumor.inference.predictor import Predictor
 
     pred = Predictor.from_run(run_dir, "cpu")
     samples = [s for s in test_split_samples(run_dir, pred.card, limit * 4) if s["mask"].any()]
@@ -84,8 +78,6 @@ def segmentation_cases(run_dir: Path, n: int = 2, limit: int = 24) -> list[Case]
 def classification_cases(run_dir: Path, n: int = 2, limit: int = 48) -> list[Case]:
     """The ``n`` most confident wrong and right test predictions: image | Grad-CAM
     (attention rollout for ``vit``) of the predicted class."""
-    from braintumor.explain import explain_image
-    from braintumor.inference.predictor import Predictor
 
     pred = Predictor.from_run(run_dir, "cpu")
     samples = test_split_samples(run_dir, pred.card, limit)

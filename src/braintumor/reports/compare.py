@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
 
 from braintumor.errors import BrainTumorError, DataError
-from braintumor.reports.html import ReportWriter
+from braintumor.figures.html import ReportWriter
+from braintumor.figures.plots import curves_rgb
+from braintumor.inference.runs import load_run, read_history
+from braintumor.pipeline.evaluate import METRICS_FILE, comparison_rows
+from braintumor.reports.cases import classification_cases, segmentation_cases
 from braintumor.reports.tables import fmt, metrics_table, settings_table
 
 CURVE_PREFERENCE = (
@@ -57,13 +63,9 @@ def read_run(path: str | Path) -> RunInfo:
             raise DataError(f"{p} is not a finished run folder: {f.name} is missing")
     history: list[dict[str, Any]] = []
     if (p / "history.csv").is_file():
-        from braintumor.inference.runs import read_history
-
         history = read_history(p / "history.csv")
     config: dict[str, Any] = {}
     if (p / "config.yaml").is_file():
-        import yaml
-
         config = yaml.safe_load((p / "config.yaml").read_text()) or {}
     card, metrics = json.loads(card_path.read_text()), json.loads(metrics_path.read_text())
     return RunInfo(p, p.name, card, metrics, history, config)
@@ -71,9 +73,6 @@ def read_run(path: str | Path) -> RunInfo:
 
 def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> float:
     """Images per second of the model alone on this machine's CPU (batch of ``batch``)."""
-    import torch
-
-    from braintumor.inference.runs import load_run
 
     run = load_run(run_dir)
     pre = run.card["preprocessing"]
@@ -88,7 +87,8 @@ def measure_throughput(run_dir: Path, batch: int = 8, seconds: float = 1.0) -> f
 
 
 def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None:
-    """One axes per metric (train loss, val loss, val metrics), one line per run."""
+    """One axes per metric (train loss, val loss, val metrics), one line per run; None
+    when no run has a history to draw."""
     keys: list[str] = []
     present = {k for r in runs for row in r.history for k, v in row.items() if v not in ("", None)}
     for k in ("train_loss", "val_loss", *CURVE_PREFERENCE):
@@ -96,30 +96,7 @@ def curves_figure(runs: list[RunInfo], max_panels: int = 6) -> np.ndarray | None
             keys.append(k)
     if not keys:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cols = min(3, len(keys))
-    rows = int(np.ceil(len(keys) / cols))
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), dpi=100)
-    canvas = FigureCanvasAgg(fig)
-    for i, key in enumerate(keys):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        for r in runs:
-            pts = [
-                (float(row["epoch"]), float(row[key]))
-                for row in r.history
-                if row.get(key) not in ("", None)
-            ]
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o", ms=3, label=r.label)
-        ax.set(title=key.replace("_", " "), xlabel="epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return curves_rgb([(r.label, r.history) for r in runs], keys)
 
 
 def _confusion(r: RunInfo) -> np.ndarray | Path | None:
@@ -130,7 +107,6 @@ def _confusion(r: RunInfo) -> np.ndarray | Path | None:
 
 
 def _pipeline_section(doc: ReportWriter, pipeline: Path) -> None:
-    from braintumor.pipeline.evaluate import METRICS_FILE, comparison_rows
 
     f = pipeline if pipeline.is_file() else pipeline / METRICS_FILE
     if not f.is_file():
@@ -180,7 +156,6 @@ def compare_runs(
         throughput_seconds: time spent measuring each model's images/s; 0 skips it
             (runs whose metrics.json records ``images_per_second`` use that).
     """
-    from braintumor.reports.cases import classification_cases, segmentation_cases
 
     if not run_dirs:
         raise DataError("compare needs at least one run folder")

@@ -5,34 +5,40 @@
 - ``GET /``: a self-contained web page (no CDN) to upload a scan and see the result;
 - ``GET /health``: liveness, number of models and the upload limit;
 - ``GET /models``: name (the run folder's name), task, classes / mask channels;
-- ``POST /predict?model=NAME``: multipart field ``file``; JSON back.
+- ``POST /predict?model=NAME``: multipart field ``file``; JSON back. A 2D image
+  gives probabilities or one mask; a NIfTI volume or a zipped DICOM series gives
+  every slice with its mask and the tumour volume in mL (:mod:`braintumor.serve.volume`).
+  Scans are scaled to the run's intensity (``unit`` or ``zscore``), as ``predict`` does.
 
-The upload limit is enforced while the body streams in (a too-long body is cut
-off, never buffered whole), so a client cannot exhaust memory or disk.
+The limits (:mod:`braintumor.serve.limits`) are enforced while the body streams in
+(a too-long body is cut off, never buffered whole; a stalled one times out), on the
+image's declared size before it is decoded, and on the number of uploads and
+predictions in flight, so a client cannot exhaust memory, disk or threads.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
+from braintumor.data.limits import TooLargeError
 from braintumor.errors import BrainTumorError, ConfigError
+from braintumor.inference.scans import load_input
+from braintumor.serve.gates import InferenceGate, UploadGate, json_error
+from braintumor.serve.limits import ServiceLimits
 from braintumor.serve.results import classification_result, segmentation_result
+from braintumor.serve.volume import is_volume_upload, predict_volume_upload, read_volume_upload
 
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-# Room for the multipart boundaries and part headers around the file itself.
-_MULTIPART_SLACK = 64 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = ServiceLimits.max_upload_bytes
 _CHUNK = 1024 * 1024
 
 
@@ -46,7 +52,8 @@ class ServedModel:
     mask_channels: list[str]
     threshold: float
     image_size: int
-    predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W in [0, 1] -> probs
+    predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W on `intensity` -> probs
+    intensity: str = "unit"  # the run's scale (model card); uploads are brought to it
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -76,11 +83,14 @@ def load_served_model(run_dir: str | Path, name: str | None = None) -> ServedMod
         threshold=predictor.threshold,
         image_size=predictor.image_size,
         predict=predictor.predict_images,
+        intensity=predictor.intensity,
     )
 
 
 def create_app(
-    run_dirs: Sequence[str | Path], max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    run_dirs: Sequence[str | Path],
+    max_upload_bytes: int | None = None,
+    limits: ServiceLimits | None = None,
 ) -> FastAPI:
     """Build the service for one or more run folders.
 
@@ -98,28 +108,20 @@ def create_app(
             name = f"{Path(d).resolve().name}-{k}"
             k += 1
         models.append(load_served_model(d, name))
-    return build_app(models, max_upload_bytes)
-
-
-def _json_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.3g} MB" if n >= 2**20 else f"{n / 1024:.3g} KB"
+    return build_app(models, max_upload_bytes, limits)
 
 
 def _safe_suffix(filename: str) -> str:
-    """The upload's extension (read_image dispatches on it); odd characters dropped."""
+    """The upload's extension (the scan reader dispatches on it); odd characters dropped."""
     low = filename.lower()
     suffix = ".nii.gz" if low.endswith(".nii.gz") else Path(low).suffix
     return suffix if suffix.replace(".", "").isalnum() and len(suffix) <= 8 else ""
 
 
-def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[str, Any]:
+def _predict_upload(
+    model: ServedModel, upload: UploadFile, limits: ServiceLimits
+) -> dict[str, Any]:
     """Copy the upload to a temp file with its own suffix, read it, predict (blocking)."""
-    from braintumor.data.io import read_image
-
     filename = upload.filename or "upload"
     with tempfile.TemporaryDirectory(prefix="braintumor-upload-") as tmpdir:
         path = Path(tmpdir) / f"scan{_safe_suffix(filename)}"
@@ -127,15 +129,25 @@ def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[
         with path.open("wb") as fh:
             while chunk := upload.file.read(_CHUNK):
                 size += len(chunk)
-                if size > limit:
+                if size > limits.max_upload_bytes:
                     raise _UploadTooLarge
                 fh.write(chunk)
         try:
-            image = read_image(path)
+            if is_volume_upload(filename):
+                return {
+                    "model": model.name,
+                    "task": model.task,
+                    "filename": filename,
+                    **_predict_volume(model, path, filename, limits),
+                }
+            # A 2D image through the reader predict and pipeline use; its declared size
+            # is checked before decoding.
+            scan = load_input(path, max_pixels=limits.max_pixels)
         except BrainTumorError as exc:
             # Name the user's file, not our temporary copy.
-            raise BrainTumorError(str(exc).replace(str(path), filename)) from None
-    probs = model.predict([image])[0]
+            raise type(exc)(str(exc).replace(str(path), filename)) from None
+    image = scan.data
+    probs = model.predict(scan.slices(model.intensity))[0]
     if model.task == "classification":
         out = classification_result(np.asarray(probs), model.classes)
     else:
@@ -144,13 +156,31 @@ def _predict_upload(model: ServedModel, upload: UploadFile, limit: int) -> dict[
         "model": model.name,
         "task": model.task,
         "filename": filename,
+        "kind": "image",
         "image_size": list(image.shape[-2:]),
         **out,
     }
 
 
+def _predict_volume(
+    model: ServedModel, path: Path, filename: str, limits: ServiceLimits
+) -> dict[str, Any]:
+    """A NIfTI volume or zipped DICOM series: every slice segmented (blocking)."""
+    if model.task != "segmentation":
+        raise BrainTumorError(
+            f"{filename}: is a volume and {model.name} classifies 2D slices; choose a "
+            "segmentation model or upload one slice (PNG, JPEG, TIFF or DICOM)"
+        )
+    scan = read_volume_upload(path, filename, max_voxels=limits.max_voxels)
+    return predict_volume_upload(
+        model.predict, model.intensity, model.threshold, model.mask_channels, scan
+    )
+
+
 def build_app(
-    models: Sequence[ServedModel], max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    models: Sequence[ServedModel],
+    max_upload_bytes: int | None = None,
+    limits: ServiceLimits | None = None,
 ) -> FastAPI:
     """The FastAPI app around already loaded models (see :func:`create_app`)."""
     from braintumor import __version__
@@ -158,7 +188,10 @@ def build_app(
     by_name = {m.name: m for m in models}
     if len(by_name) != len(models):
         raise ConfigError("served models need unique names")
-    limit = int(max_upload_bytes)
+    limits = limits or ServiceLimits()
+    if max_upload_bytes is not None:
+        limits = replace(limits, max_upload_bytes=int(max_upload_bytes))
+    uploads, inference = UploadGate(limits), InferenceGate(limits)
     app = FastAPI(
         title="braintumor",
         version=__version__,
@@ -176,7 +209,7 @@ def build_app(
             "status": "ok",
             "version": __version__,
             "models": len(by_name),
-            "max_upload_bytes": limit,
+            **limits.describe(),
         }
 
     @app.get("/models")
@@ -187,52 +220,22 @@ def build_app(
     async def predict(request: Request, model: str | None = None) -> Any:
         name = model or models[0].name
         if name not in by_name:
-            return _json_error(404, f"unknown model {name!r}; valid: {', '.join(by_name)}")
-        too_large = _json_error(
-            413,
-            f"upload exceeds the limit of {_size(limit)}; send a "
-            "smaller file or raise serve --max-upload-mb",
-        )
-        cap = limit + _MULTIPART_SLACK
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:  # refused before reading the body
-            return _json_error(
-                413,
-                f"upload of {_size(int(declared))} exceeds the limit of "
-                f"{_size(limit)}; send a smaller file or raise "
-                "serve --max-upload-mb",
-            )
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return _json_error(400, "send the scan as multipart/form-data in a field named 'file'")
-        seen = 0
-
-        async def bounded_receive() -> Any:
-            # Counts the body as it streams in: a chunked upload without (or with a
-            # false) Content-Length is cut off at the limit, not buffered whole.
-            nonlocal seen
-            message = await request.receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > cap:
-                    raise _UploadTooLarge
-            return message
-
-        try:
-            form = await Request(request.scope, bounded_receive).form(max_files=1, max_fields=8)
-        except _UploadTooLarge:
-            return too_large
-        except HTTPException as exc:  # starlette's answer to a malformed multipart body
-            return _json_error(400, f"cannot parse the multipart upload: {exc.detail}")
+            return json_error(404, f"unknown model {name!r}; valid: {', '.join(by_name)}")
+        form = await uploads.read_form(request)
+        if isinstance(form, JSONResponse):
+            return form
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             await form.close()
-            return _json_error(400, "no file in the upload; send the scan in a field named 'file'")
+            return json_error(400, "no file in the upload; send the scan in a field named 'file'")
         try:
-            return await run_in_threadpool(_predict_upload, by_name[name], upload, limit)
+            return await inference.run(_predict_upload, by_name[name], upload, limits)
         except _UploadTooLarge:
-            return too_large
+            return uploads.too_large()
+        except TooLargeError as exc:  # a decompression bomb, refused from its header
+            return json_error(413, str(exc))
         except BrainTumorError as exc:
-            return _json_error(400, str(exc))
+            return json_error(400, str(exc))
         finally:
             await form.close()
 

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from braintumor import __version__
 from braintumor.errors import BrainTumorError
+from braintumor.inference.runs import load_run
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -115,7 +117,6 @@ def exportable(model: nn.Module, example: torch.Tensor) -> nn.Module:
 
 def onnx_metadata(card: Mapping[str, Any]) -> dict[str, str]:
     """The model card fields stored as ONNX ``metadata_props`` (all values strings)."""
-    from braintumor import __version__
 
     meta = {
         "producer": f"braintumor {__version__}",
@@ -239,6 +240,22 @@ def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     return session.run([OUTPUT_NAME], {INPUT_NAME: x.astype(np.float32)})[0]
 
 
+class OnnxModel(nn.Module):
+    """An exported graph behind the ``nn.Module`` surface, so that a
+    :class:`~braintumor.inference.predictor.Predictor` (the card's intensity and
+    geometry) can run it: ``Predictor(OnnxModel(path), card, "cpu")``."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feed = {INPUT_NAME: x.detach().cpu().numpy().astype(np.float32)}
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], feed)[0])
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file."""
     import onnx
@@ -256,8 +273,6 @@ def export_run(
     atol: float = 1e-4,
 ) -> ExportResult:
     """Export the model of a run folder (default target ``RUN/model.onnx``)."""
-    from braintumor.inference.runs import load_run
-
     run = load_run(run_dir)
     target = Path(out) if out is not None else Path(run_dir) / "model.onnx"
     return export_model(

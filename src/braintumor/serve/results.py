@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from braintumor.figures.overlay import overlay_rgb, region_color
 
 
 def png_base64(array: np.ndarray) -> str:
     """Encode an H x W (gray) or H x W x 3 (RGB) uint8 array as a base64 PNG."""
-    from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
@@ -61,7 +63,6 @@ def segmentation_result(
         region's colour in the overlay), ``overlay_png`` (the scan with each region in
         its colour) and ``mask_png`` (union, 0/255), both base64 PNG.
     """
-    from braintumor.reports.overlay import overlay_rgb, region_color
 
     p = np.asarray(probs, dtype=np.float32)
     if p.ndim == 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from braintumor.data.audit.quirks import slice_traits
 from braintumor.data.base import DatasetFormat, Record
+from braintumor.data.io import read_mask
+from braintumor.data.limits import check_pixels
 
 THUMB = 64  # side of the uint8 thumbnail kept per sample (4 KiB)
 
@@ -60,6 +63,13 @@ def file_type(path: str) -> str:
     return "".join(kept).lower() or ("(folder)" if Path(path).is_dir() else "(none)")
 
 
+def _open_quietly(data: bytes) -> Image.Image:
+    # Pillow warns about large images; check_pixels gives the one clear answer instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
 def scan_record(
     fmt: DatasetFormat, rec: Record, split: str, decode: bool, near: bool, tumor: list[bool]
 ) -> ScanItem:
@@ -73,9 +83,11 @@ def scan_record(
         data = Path(rec.path).read_bytes()
         it.digest = hashlib.sha1(data).hexdigest()
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with _open_quietly(data) as img:
                 if isinstance(img, ImageFile.StubImageFile):  # Pillow "knows" HDF5 but
                     raise UnidentifiedImageError(rec.path)  # cannot read it
+                # The thumbnail decodes the image: refuse a bomb from its header first.
+                check_pixels(Path(rec.path), (img.height, img.width))
                 it.hw, it.mode = (img.height, img.width), img.mode
                 if img.mode == "RGB":  # 8-bit multi-channel slices (LGG): on [0, 1]
                     rgb = np.moveaxis(np.asarray(img), -1, 0) / 255.0
@@ -83,9 +95,11 @@ def scan_record(
                         it.same_channels, it.level = slice_traits(rgb, fmt.flair_channel)
                 if near:
                     it.thumb = _thumb(img)
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             it.hw = it.mode = None
-            sample = fmt.load(rec)  # not a 2D image file (h5, dicom, ...): decode it
+            # Not a 2D image file (h5, dicom, ...), or one over Pillow's own limit: the
+            # format's reader decodes it, or refuses it with a clear error.
+            sample = fmt.load(rec)
     else:
         sample = fmt.load(rec)
         image = sample["image"]
@@ -101,8 +115,7 @@ def scan_record(
             it.thumb = _thumb_array(image)
     if fmt.mask_channels:
         if sample is None and rec.mask_path:
-            with Image.open(rec.mask_path) as m:
-                it.tumor = bool(np.asarray(m).any())
+            it.tumor = bool(read_mask(rec.mask_path).any())  # size-checked before decoding
         else:
             mask = (sample if sample is not None else fmt.load(rec))["mask"]
             it.tumor = bool(mask is not None and mask.any())

@@ -65,9 +65,11 @@ class SyntheticFormat(DatasetFormat):
             (o["target"] in TARGETS, "target", ", ".join(TARGETS)),
             (o["classes"] in CLASS_SETS, "classes", ", ".join(CLASS_SETS)),
             (o["modalities"] in (1, 4), "modalities", "1, 4"),
-            (o["n_patients"] >= 1, "n_patients", "an integer >= 1"),
-            (o["slices_per_patient"] >= 1, "slices_per_patient", "an integer >= 1"),
-            (o["size"] >= 16, "size", "an integer >= 16"),
+            # Upper bounds too: n_patients=1e20 would never finish generating.
+            (1 <= o["n_patients"] <= 100_000, "n_patients", "an integer from 1 to 100000"),
+            (1 <= o["slices_per_patient"] <= 512, "slices_per_patient", "an integer 1-512"),
+            (16 <= o["size"] <= 2048, "size", "an integer from 16 to 2048"),
+            (0 <= o["seed"] < 2**32, "seed", "an integer from 0 to 2**32 - 1"),
         ]
         for ok, key, valid in checks:
             if not ok:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from braintumor.data.intensity import robust_scale
+
 # Fixed colours per region name (RGB 0-255). Nested BraTS regions (WT > TC > ET) are
 # drawn outer first, so inner regions stay visible on top.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -45,15 +47,7 @@ def to_gray(image: np.ndarray, channel: int = 0) -> np.ndarray:
         img = img[min(channel, img.shape[0] - 1)]
     if img.ndim != 2:
         raise ValueError(f"expected an image C x H x W or H x W, got shape {image.shape}")
-    finite = img[np.isfinite(img)]
-    if finite.size == 0:
-        return np.zeros_like(img)
-    lo, hi = np.percentile(finite, [1, 99])
-    if hi <= lo:
-        lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        return np.zeros_like(img)
-    return np.clip((np.nan_to_num(img) - lo) / (hi - lo), 0.0, 1.0)
+    return robust_scale(img, 1, 99)
 
 
 def _as_masks(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -104,6 +98,18 @@ def overlay_rgb(
             rgb[region] = (1 - alpha) * rgb[region] + alpha * color
             rgb[_outline(region, width)] = color
     return (rgb * 255).round().astype(np.uint8)
+
+
+def mask_rgba(mask: np.ndarray, channel_names: Sequence[str] | None = None) -> np.ndarray:
+    """The mask alone as an H x W x 4 uint8 image: each region in its colour, opaque;
+    transparent elsewhere (a viewer lays it over the scan at the opacity it likes)."""
+    masks = _as_masks(mask, np.asarray(mask).shape[-2:])
+    names = list(channel_names or [])
+    rgba = np.zeros((*masks.shape[-2:], 4), dtype=np.uint8)
+    for k, region in enumerate(masks):  # later (inner) regions are drawn on top
+        name = names[k] if k < len(names) else f"class {k}"
+        rgba[region] = (*region_color(name, k), 255)
+    return rgba
 
 
 def heatmap_rgb(
@@ -204,6 +210,12 @@ def save_overlay(
     names = list(channel_names or (["tumor"] if mask is not None else []))
     legend = [(n, region_color(n, k)) for k, n in enumerate(names)]
     return save_rgb(rgb, path, legend=legend, title=title)
+
+
+def enlarge(rgb: np.ndarray, min_side: int = 192) -> np.ndarray:
+    """Integer nearest-neighbour enlargement so that small images stay readable."""
+    k = max(1, int(np.ceil(min_side / max(rgb.shape[:2]))))
+    return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1) if k > 1 else rgb
 
 
 def montage(tiles: Sequence[np.ndarray], ncols: int | None = None, pad: int = 2) -> np.ndarray:

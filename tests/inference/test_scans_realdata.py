@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from braintumor.data import create_format
-from braintumor.pipeline import load_input
+from braintumor.inference.scans import load_input
 from tests.conftest import shared_subdir
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_brats_case_input_matches_the_training_format() -> None:
     case = shared_subdir("brats2021-sample") / "BraTS2021_00006"

@@ -1,4 +1,4 @@
-"""Learning curves and confusion matrices as PNG files (matplotlib, Agg canvas).
+"""Learning curves and confusion matrices (matplotlib, Agg canvas): PNG files or arrays.
 
 Figures are drawn on an explicit ``Figure`` + ``FigureCanvasAgg`` rather than through
 ``pyplot``, so nothing depends on (or changes) the global backend and no window can
@@ -127,3 +127,30 @@ def plot_confusion_matrix(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def curves_rgb(
+    histories: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], keys: Sequence[str]
+) -> np.ndarray:
+    """One axes per metric in ``keys``, one line per run: an H x W x 3 uint8 image.
+
+    Args:
+        histories: (run label, its history rows) pairs: ``epoch`` plus metric columns,
+            as in ``history.csv``; empty or non-finite values are skipped.
+        keys: the metrics to draw, in order.
+    """
+    cols = min(3, len(keys))
+    rows = int(np.ceil(len(keys) / cols))
+    fig = _figure(4.2 * cols, 3.2 * rows)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for label, history in histories:
+            xs, ys = _column(history, key)
+            if xs:
+                ax.plot(xs, ys, marker="o", ms=3, label=label)
+        ax.set(title=key.replace("_", " "), xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
