@@ -23,10 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from braintumor.data.intensity import apply_volume_scale, volume_scale
 from braintumor.data.preprocess import pad_to_square, prepare_sample
+from braintumor.data.stacking import stack_neighbours, volume_neighbours
 from braintumor.errors import ConfigError, DataError
 from braintumor.inference.runs import card_intensity, load_run
 from braintumor.inference.scans import ScanInput
+from braintumor.inference.tta import flip_tta
 from braintumor.precision import (
     as_layout,
     autocast_dtype,
@@ -78,6 +81,14 @@ def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray
     return x[0, :, top : top + h, left : left + w].clamp(0, 1).cpu().numpy()
 
 
+def _flair_channel(card: dict[str, Any]) -> int:
+    """The FLAIR channel of the format the run was trained on (0 if unknown)."""
+    from braintumor.data.registry import FORMATS
+
+    name = str(card.get("data", {}).get("spec", "")).split(":", 1)[0]
+    return int(FORMATS.get(name).flair_channel) if name in FORMATS else 0
+
+
 class Predictor:
     """A trained model plus its preprocessing.
 
@@ -98,8 +109,10 @@ class Predictor:
         card: dict[str, Any],
         device: str | None = None,
         precision: str | None = None,
+        tta: bool = False,
     ) -> None:
         self.card = card
+        self.tta = tta  # flip test-time augmentation (inference.tta)
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
         self._setup_runtime(precision)
@@ -113,13 +126,20 @@ class Predictor:
         self.image_size = int(pre["image_size"])
         self.channels = int(pre["channels"])
         self.crop = bool(pre["crop"])
+        self.neighbours = int(pre.get("neighbours", 0))
+        self.flair_channel = _flair_channel(card)
+        self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, device: str | None = None, precision: str | None = None
+        cls,
+        run_dir: str | Path,
+        device: str | None = None,
+        precision: str | None = None,
+        tta: bool = False,
     ) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device, precision)
+        return cls(run.model, run.card, device, precision, tta)
 
     def _setup_runtime(self, precision: str | None) -> None:
         # Cards written before these settings existed ran in fp32, NCHW.
@@ -172,9 +192,16 @@ class Predictor:
         """:meth:`predict_images` on every slice of ``scan``, scaled as the run expects."""
         return self.predict_images(self.scan_slices(scan), batch_size=batch_size)
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
+    def preprocess(
+        self, image: np.ndarray, scales: np.ndarray | None = None, stack: bool = True
+    ) -> np.ndarray:
         """One C x H x W image (on the run's intensity scale) as the model saw its
-        training images: the card's geometry and channel count."""
+        training images: the card's geometry and channel count.
+
+        ``scales``: the per-channel scales of the image's volume, for runs trained with
+        per-volume normalisation (default: the image's own, the single-slice fallback).
+        ``stack=False`` leaves out the 2.5D neighbour channels (the caller adds them).
+        """
         img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             img = img[None]
@@ -186,8 +213,15 @@ class Predictor:
                 f"this run was trained on {self.channels}-channel images but got one with {c} "
                 f"channel(s); give {self.channels} channels (e.g. one NIfTI file per sequence)"
             )
+        if self.per_volume:
+            img = apply_volume_scale(img, volume_scale(img) if scales is None else scales)
         sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
         prepared = prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
+        if self.neighbours and stack:
+            # A slice on its own has no neighbours: the edge rule repeats its own FLAIR.
+            prepared = stack_neighbours(
+                prepared, [prepared] * (2 * self.neighbours), self.flair_channel
+            )
         # SliceDataset stores prepared images as float16 (training, evaluation): round
         # the same way so that a prediction equals what evaluation computes.
         return prepared.astype(np.float16).astype(np.float32)
@@ -197,16 +231,25 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         x = as_layout(x, self.channels_last)
         dtype = autocast_dtype(self.precision)
-        with torch.autocast(
-            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-        ):
-            logits = self.model(x)
-        return probabilities(self.task_name, logits.float()).cpu()
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(
+                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
+                logits = self.model(t)
+            return probabilities(self.task_name, logits.float())
+
+        if self.tta:
+            return flip_tta(run, x, spatial=not self.is_classification).cpu()
+        return run(x).cpu()
 
     def predict_images(
-        self, images: Sequence[np.ndarray], batch_size: int = 16
+        self, images: Sequence[np.ndarray], batch_size: int = 16, volume: bool = False
     ) -> np.ndarray | list[np.ndarray]:
         """Probabilities for a list of C x H x W float images on the format's scale.
+
+        ``volume=True``: the images are the ordered slices of one volume, so per-volume
+        scaling uses the whole volume and 2.5D runs get the real neighbouring slices.
 
         Returns:
             Classification: N x num_classes array. Segmentation: a list of
@@ -215,10 +258,22 @@ class Predictor:
         if len(images) == 0:
             return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
         out: list[Any] = []
+        prepared: list[np.ndarray] | None = None
+        if volume:
+            scales = volume_scale(np.stack(images)) if self.per_volume else None
+            flat = [self.preprocess(im, scales, stack=False) for im in images]
+            idx = volume_neighbours(len(flat), self.neighbours)
+            prepared = [
+                stack_neighbours(f, [flat[j] for j in idx[i]], self.flair_channel)
+                for i, f in enumerate(flat)
+            ]
         for i in range(0, len(images), batch_size):
             chunk = images[i : i + batch_size]
-            with one_thread():  # per-slice resizing: see one_thread
-                batch = np.stack([self.preprocess(im) for im in chunk])
+            if prepared is not None:
+                batch = np.stack(prepared[i : i + batch_size])
+            else:
+                with one_thread():  # per-slice resizing: see one_thread
+                    batch = np.stack([self.preprocess(im) for im in chunk])
             probs = self._forward(batch)
             if self.is_classification:
                 out.append(probs.numpy())
@@ -248,7 +303,7 @@ class Predictor:
         if vol.ndim != 4:
             raise DataError(f"expected a volume C x X x Y x Z, got shape {vol.shape}")
         slices = [vol[..., z].transpose(0, 2, 1) for z in range(vol.shape[-1])]
-        probs = self.predict_images(slices, batch_size=batch_size)
+        probs = self.predict_images(slices, batch_size=batch_size, volume=True)
         return np.stack([p.transpose(0, 2, 1) for p in probs], axis=-1)
 
     def masks(self, probs: np.ndarray) -> np.ndarray:

@@ -88,11 +88,14 @@ class TwoStagePipeline:
         threshold: float = 0.5,
         device: str | None = None,
     ) -> TwoStagePipeline:
-        return cls(
-            Predictor.from_run(classifier_run, device),
-            Predictor.from_run(segmenter_run, device),
-            threshold,
-        )
+        from braintumor.pipeline.seg_gate import SegmenterGate, gate_score
+
+        segmenter = Predictor.from_run(segmenter_run, device)
+        score = gate_score(str(classifier_run))
+        # "--classifier segmenter[-max|-area]": detection read off the segmenter itself.
+        if score:
+            return cls(SegmenterGate(segmenter, score), segmenter, threshold)
+        return cls(Predictor.from_run(classifier_run, device), segmenter, threshold)
 
     @property
     def classes(self) -> list[str]:
