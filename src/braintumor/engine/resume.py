@@ -120,7 +120,8 @@ class EpochCheckpoint(Checkpoint):
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)  # every rank calls it; rank 0 writes
+        # Full state (optimiser, loops, callbacks); saying so silences Lightning's notice.
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 
