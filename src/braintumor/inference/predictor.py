@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from braintumor.data.preprocess import pad_to_square, prepare_sample
+from braintumor.data.preprocess import pad_to_square, prepare_sample, to_channels
 from braintumor.errors import ConfigError, DataError
 from braintumor.inference.runs import card_intensity, load_run
 from braintumor.inference.scans import ScanInput
@@ -216,18 +216,70 @@ class Predictor:
             return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
         out: list[Any] = []
         for i in range(0, len(images), batch_size):
-            chunk = images[i : i + batch_size]
-            with one_thread():  # per-slice resizing: see one_thread
-                batch = np.stack([self.preprocess(im) for im in chunk])
-            probs = self._forward(batch)
+            chunk = [np.asarray(im) for im in images[i : i + batch_size]]
+            probs = self._forward(self._prepare(chunk))
             if self.is_classification:
                 out.append(probs.numpy())
-                continue
-            with one_thread():
-                for im, p in zip(chunk, probs, strict=True):
-                    h, w = np.asarray(im).shape[-2:]
-                    out.append(to_original_grid(p, int(h), int(w)))
+            else:
+                out.extend(self._restore(chunk, probs))
         return np.concatenate(out) if self.is_classification else out
+
+    def _prepare(self, chunk: list[np.ndarray]) -> np.ndarray:
+        """:meth:`preprocess` of a chunk; slices of one shape (a volume, a folder of
+        same-size images) are padded and resized as one batch, which gives the same
+        pixels as one at a time (the same kernel per plane) in one call."""
+        shape = chunk[0].shape
+        same = all(im.shape == shape for im in chunk) and len(shape) == 3
+        convertible = shape[0] == self.channels or {shape[0], self.channels} == {1, 3}
+        if self.crop or not same or not convertible:
+            with one_thread():  # per-slice resizing: see one_thread
+                return np.stack([self.preprocess(im) for im in chunk])
+        batch = np.stack(chunk).astype(np.float32, copy=False)
+        _, _, h, w = batch.shape
+        side = max(h, w)
+        top, left, _, _ = padding_box(h, w)
+        if h != w:
+            spec = ((0, 0), (0, 0), (top, side - h - top), (left, side - w - left))
+            batch = np.pad(batch, spec)
+        if side != self.image_size:
+            with torch.no_grad():
+                t = F.interpolate(
+                    torch.from_numpy(np.ascontiguousarray(batch)),
+                    size=(self.image_size, self.image_size),
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )
+            batch = t.numpy()
+        if batch.shape[1] != self.channels:
+            batch = np.stack([to_channels(im, self.channels) for im in batch])
+        # SliceDataset stores prepared images as float16: round the same way.
+        return batch.astype(np.float16).astype(np.float32)
+
+    def _restore(self, chunk: list[np.ndarray], probs: torch.Tensor) -> list[np.ndarray]:
+        """Probabilities back on each input's own grid (:func:`to_original_grid`),
+        one batched resize when the chunk's slices share a shape."""
+        sizes = {tuple(im.shape[-2:]) for im in chunk}
+        if len(sizes) > 1:
+            with one_thread():
+                return [
+                    to_original_grid(p, int(im.shape[-2]), int(im.shape[-1]))
+                    for im, p in zip(chunk, probs, strict=True)
+                ]
+        h, w = (int(v) for v in sizes.pop())
+        side = max(h, w)
+        x = probs.float()
+        if x.shape[-1] != side:
+            x = F.interpolate(
+                x,
+                size=(side, side),
+                mode="bilinear",
+                align_corners=False,
+                antialias=side < x.shape[-1],
+            )
+        top, left, _, _ = padding_box(h, w)
+        grid = x[:, :, top : top + h, left : left + w].clamp(0, 1).numpy()
+        return list(grid)
 
     def predict_volume(self, volume: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """Segment a C x X x Y x Z (or X x Y x Z) volume slice by slice along the last axis.
