@@ -20,11 +20,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from braintumor.data.preprocess import pad_to_square, prepare_sample, to_channels
+from braintumor.data.preprocess import prepare_sample
 from braintumor.errors import ConfigError, DataError
+from braintumor.inference.backends import BACKENDS, seconds_per_batch, try_onnx
+from braintumor.inference.batching import (  # padding_box, to_original_grid: re-exported
+    padding_box,
+    prepare_batch,
+    restore_batch,
+    to_original_grid,
+)
 from braintumor.inference.runs import card_intensity, load_run
 from braintumor.inference.scans import ScanInput
 from braintumor.precision import (
@@ -37,6 +43,7 @@ from braintumor.precision import (
 )
 
 TASKS = ("classification", "segmentation")
+__all__ = ["Predictor", "padding_box", "pick_device", "probabilities", "to_original_grid"]
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -54,30 +61,6 @@ def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.float())
 
 
-def padding_box(height: int, width: int) -> tuple[int, int, int, int]:
-    """Where an ``height x width`` image lies inside its padded square: (top, left, h, w).
-
-    Found by padding an image of ones with the very function training uses, so the
-    inversion can never disagree with the forward geometry.
-    """
-    padded, _ = pad_to_square(np.ones((1, height, width), dtype=np.float32))
-    rows = np.flatnonzero(padded[0].any(axis=1))
-    cols = np.flatnonzero(padded[0].any(axis=0))
-    return int(rows[0]), int(cols[0]), height, width
-
-
-def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """K x S x S probabilities -> K x height x width (undo resize, then the padding)."""
-    side = max(height, width)
-    x = probs[None].float()
-    if x.shape[-1] != side:
-        x = F.interpolate(
-            x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
-        )
-    top, left, h, w = padding_box(height, width)
-    return x[0, :, top : top + h, left : left + w].clamp(0, 1).cpu().numpy()
-
-
 class Predictor:
     """A trained model plus its preprocessing.
 
@@ -90,6 +73,10 @@ class Predictor:
         card: the run's model card (``model.json``).
         device: where to run; default CUDA when available.
         precision: override the card's precision.
+        backend: ``eager``, ``onnxruntime`` or ``auto`` (the faster of the two on one
+            batch); default the card's ``runtime.backend``, else eager. ONNX Runtime runs
+            the fp32 graph on the CPU and falls back to eager, in one line, where it
+            cannot (see :mod:`braintumor.inference.backends`).
     """
 
     def __init__(
@@ -98,6 +85,7 @@ class Predictor:
         card: dict[str, Any],
         device: str | None = None,
         precision: str | None = None,
+        backend: str | None = None,
     ) -> None:
         self.card = card
         self.device = torch.device(device) if device else pick_device()
@@ -113,13 +101,43 @@ class Predictor:
         self.image_size = int(pre["image_size"])
         self.channels = int(pre["channels"])
         self.crop = bool(pre["crop"])
+        self._network = self.model  # what _forward calls: eager or an ORT session
+        self.backend = self._setup_backend(backend)
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, device: str | None = None, precision: str | None = None
+        cls,
+        run_dir: str | Path,
+        device: str | None = None,
+        precision: str | None = None,
+        backend: str | None = None,
     ) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device, precision)
+        return cls(run.model, run.card, device, precision, backend)
+
+    def _setup_backend(self, backend: str | None) -> str:
+        """Resolve ``eager`` / ``onnxruntime`` / ``auto`` to the runtime that runs."""
+        choice = backend or (self.card.get("runtime") or {}).get("backend", "eager")
+        if choice not in BACKENDS:
+            raise ConfigError(f"unknown backend {choice!r}; use one of: {', '.join(BACKENDS)}")
+        if choice == "eager" or self.device.type != "cpu":
+            return "eager"
+        label = str(self.card.get("name", "this model"))
+        ort = try_onnx(self.model, self.channels, self.image_size, label)
+        if ort is None:
+            return "eager"
+        if choice == "auto":
+            x = np.random.default_rng(0).random(
+                (16, self.channels, self.image_size, self.image_size)
+            )
+            batch = x.astype(np.float32)
+            eager = seconds_per_batch(lambda: self._forward(batch))
+            self._network = ort
+            if seconds_per_batch(lambda: self._forward(batch)) >= eager:
+                self._network = self.model
+                return "eager"
+        self._network = ort
+        return "onnxruntime"
 
     def _setup_runtime(self, precision: str | None) -> None:
         # Cards written before these settings existed ran in fp32, NCHW.
@@ -195,6 +213,8 @@ class Predictor:
     @torch.no_grad()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        if self._network is not self.model:  # ONNX Runtime: fp32, NCHW
+            return probabilities(self.task_name, self._network(x)).cpu()
         x = as_layout(x, self.channels_last)
         dtype = autocast_dtype(self.precision)
         with torch.autocast(
@@ -225,61 +245,26 @@ class Predictor:
         return np.concatenate(out) if self.is_classification else out
 
     def _prepare(self, chunk: list[np.ndarray]) -> np.ndarray:
-        """:meth:`preprocess` of a chunk; slices of one shape (a volume, a folder of
-        same-size images) are padded and resized as one batch, which gives the same
-        pixels as one at a time (the same kernel per plane) in one call."""
+        """:meth:`preprocess` of a chunk, batched where the slices share a shape."""
         shape = chunk[0].shape
-        same = all(im.shape == shape for im in chunk) and len(shape) == 3
-        convertible = shape[0] == self.channels or {shape[0], self.channels} == {1, 3}
-        if self.crop or not same or not convertible:
+        same = len(shape) == 3 and all(im.shape == shape for im in chunk)
+        convertible = same and (shape[0] == self.channels or {shape[0], self.channels} == {1, 3})
+        if self.crop or not convertible:
             with one_thread():  # per-slice resizing: see one_thread
                 return np.stack([self.preprocess(im) for im in chunk])
-        batch = np.stack(chunk).astype(np.float32, copy=False)
-        _, _, h, w = batch.shape
-        side = max(h, w)
-        top, left, _, _ = padding_box(h, w)
-        if h != w:
-            spec = ((0, 0), (0, 0), (top, side - h - top), (left, side - w - left))
-            batch = np.pad(batch, spec)
-        if side != self.image_size:
-            with torch.no_grad():
-                t = F.interpolate(
-                    torch.from_numpy(np.ascontiguousarray(batch)),
-                    size=(self.image_size, self.image_size),
-                    mode="bilinear",
-                    align_corners=False,
-                    antialias=True,
-                )
-            batch = t.numpy()
-        if batch.shape[1] != self.channels:
-            batch = np.stack([to_channels(im, self.channels) for im in batch])
-        # SliceDataset stores prepared images as float16: round the same way.
-        return batch.astype(np.float16).astype(np.float32)
+        return prepare_batch(np.stack(chunk), self.image_size, self.channels)
 
     def _restore(self, chunk: list[np.ndarray], probs: torch.Tensor) -> list[np.ndarray]:
-        """Probabilities back on each input's own grid (:func:`to_original_grid`),
-        one batched resize when the chunk's slices share a shape."""
+        """Probabilities back on each input's own grid (:func:`to_original_grid`)."""
         sizes = {tuple(im.shape[-2:]) for im in chunk}
-        if len(sizes) > 1:
-            with one_thread():
-                return [
-                    to_original_grid(p, int(im.shape[-2]), int(im.shape[-1]))
-                    for im, p in zip(chunk, probs, strict=True)
-                ]
-        h, w = (int(v) for v in sizes.pop())
-        side = max(h, w)
-        x = probs.float()
-        if x.shape[-1] != side:
-            x = F.interpolate(
-                x,
-                size=(side, side),
-                mode="bilinear",
-                align_corners=False,
-                antialias=side < x.shape[-1],
-            )
-        top, left, _, _ = padding_box(h, w)
-        grid = x[:, :, top : top + h, left : left + w].clamp(0, 1).numpy()
-        return list(grid)
+        if len(sizes) == 1:
+            h, w = sizes.pop()
+            return list(restore_batch(probs, int(h), int(w)))
+        with one_thread():
+            return [
+                to_original_grid(p, int(im.shape[-2]), int(im.shape[-1]))
+                for im, p in zip(chunk, probs, strict=True)
+            ]
 
     def predict_volume(self, volume: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """Segment a C x X x Y x Z (or X x Y x Z) volume slice by slice along the last axis.

@@ -83,7 +83,7 @@ class ScanInput:
         """All slices as float32 C x H x W arrays on ``scale`` (``unit`` or ``zscore``).
 
         Scaled once per scale and kept: the pipeline's two stages and its overlays ask
-        for the same scale of the same volume (read-only views of one array).
+        for the same scale of the same volume (views of one array: callers must not write).
         """
         key = (id(self.data), scale)
         if key not in self._scaled:
@@ -91,7 +91,6 @@ class ScanInput:
             out = scale_scan(vol, scale, self.unit_scaled)
             # One Z x C x H x W copy, then per-slice views (not Z small copies).
             stack = np.ascontiguousarray(out.transpose(1, 0, 2, 3), dtype=np.float32)
-            stack.flags.writeable = False
             self._scaled = {k: v for k, v in self._scaled.items() if k[0] == id(self.data)}
             self._scaled[key] = list(stack)
         return list(self._scaled[key])

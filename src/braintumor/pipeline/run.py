@@ -87,7 +87,8 @@ def run_pipeline(
     for scan in scans:
         scan.name = unique_name(scan, used)
     images = [s for s in scans if not s.is_volume]
-    together = dict(zip(map(id, images), predict_images_together(pipe, images, show_progress)))
+    batched = predict_images_together(pipe, images, show_progress)
+    together = dict(zip(map(id, images), batched, strict=True))
     summaries = [
         process_input(pipe, s, out / s.name, show_progress, together.get(id(s))) for s in scans
     ]
