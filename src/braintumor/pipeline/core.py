@@ -87,10 +87,12 @@ class TwoStagePipeline:
         segmenter_run: str | Path,
         threshold: float = 0.5,
         device: str | None = None,
+        backend: str | None = None,
     ) -> TwoStagePipeline:
+        """Both stages from run folders (``backend``: see :class:`Predictor`)."""
         return cls(
-            Predictor.from_run(classifier_run, device),
-            Predictor.from_run(segmenter_run, device),
+            Predictor.from_run(classifier_run, device, backend=backend),
+            Predictor.from_run(segmenter_run, device, backend=backend),
             threshold,
         )
 

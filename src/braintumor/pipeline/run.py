@@ -74,13 +74,14 @@ def run_pipeline(
     *,
     device: str | None = None,
     show_progress: bool = True,
+    backend: str | None = None,
 ) -> list[dict[str, Any]]:
     """Gate ``segmenter_run`` by ``classifier_run`` on every input; write findings to ``out``.
 
     Returns:
         One summary dict per input (as in its JSON file).
     """
-    pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device)
+    pipe = TwoStagePipeline.from_runs(classifier_run, segmenter_run, threshold, device, backend)
     out = Path(out).expanduser()
     scans = [load_input(p) for p in inputs]  # read everything first: bad paths fail fast
     used: set[str] = set()
