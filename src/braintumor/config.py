@@ -31,6 +31,12 @@ class DataConfig:
     batch_size: int = 32
     num_workers: int = 0
     augment: bool = True
+    intensity_aug: bool = False  # gamma / contrast / brightness (down to 0.2x) augmentation
+    # Probability of replacing each non-FLAIR channel by FLAIR in training (LGG: some
+    # cases repeat FLAIR in place of a missing sequence).
+    channel_dropout: float = 0.0
+    neighbours: int = 0  # 2.5D: FLAIR of this many slices on either side as extra channels
+    oversample_tumor: float = 1.0  # training draws tumor slices this many times as often
     cache: bool = True  # cache preprocessed arrays on disk
     cache_dir: str | None = None  # default: $BRAINTUMOR_CACHE or ~/.cache/braintumor
     limit: int | None = None  # use at most this many samples (quick runs)
@@ -51,7 +57,8 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
-    scheduler: str = "cosine"  # cosine (with warm-up) | plateau | none
+    # cosine (warm-up + cosine; spans trainer.max_minutes when set) | onecycle | plateau | none
+    scheduler: str = "cosine"
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
     class_weights: bool = False  # weight the loss by inverse class frequency
@@ -73,7 +80,11 @@ class TrainerConfig:
     # Validation metric that selects the checkpoint and drives early stopping / plateau;
     # None: the task's default (balanced_accuracy; dice per image for segmentation).
     monitor: str | None = None
-    max_minutes: float | None = None  # wall-clock budget for training
+    # Wall-clock budget for training; a cosine/onecycle LR schedule spans it.
+    max_minutes: float | None = None
+    # Exponential moving average of the weights (e.g. 0.99 per step); validation, the
+    # checkpoint and the saved model use the average. 0 disables.
+    ema_decay: float = 0.0
     log_every_n_steps: int = 10
     progress: bool = True
     deterministic: bool = False

@@ -12,7 +12,7 @@ import torch
 from braintumor.data.base import Record
 from braintumor.engine.crossval import summarize_folds
 from braintumor.engine.data import class_weights, resolve_crop, subsample
-from braintumor.engine.module import cosine_with_warmup
+from braintumor.engine.schedule import cosine_with_warmup
 from braintumor.errors import ConfigError
 from braintumor.inference.runs import prepare_run_dir
 from braintumor.models.registry import create_model

@@ -17,7 +17,24 @@ CONFIGS = sorted((Path(braintumor.__file__).parent / "configs").glob("*.yaml"))
 
 def test_there_are_example_configs() -> None:
     names = {p.name for p in CONFIGS}
-    assert {"classification_custom_cnn.yaml", "segmentation_unet_lgg.yaml"} <= names
+    # One recipe per task (each with its budget), plus the quick start.
+    assert names == {
+        "nickparvar_cnn.yaml",
+        "lgg_seg.yaml",
+        "lgg_detect.yaml",
+        "brats_regions.yaml",
+        "quickstart_synthetic.yaml",
+    }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_recipes_state_their_budget(path: Path) -> None:
+    if path.stem == "quickstart_synthetic":
+        return
+    cfg = load_config(path)
+    # The schedule spans the budget, so the budget (not the epoch bound) ends the run.
+    assert cfg.trainer.max_minutes and cfg.optim.scheduler in ("cosine", "onecycle")
+    assert f"{cfg.trainer.max_minutes:g} training minutes" in path.read_text()
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

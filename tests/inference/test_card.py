@@ -43,6 +43,11 @@ def card() -> dict[str, Any]:
         ({"kwargs": [1, 2]}, "kwargs"),
         ({"classes": ["a", "a"]}, "repeats"),
         ({"preprocessing": {"image_size": 10**6, "channels": 1, "crop": True}}, "outside"),
+        ({"in_channels": 3}, "differs from in_channels"),
+        (
+            {"preprocessing": {"image_size": 32, "channels": 1, "crop": True, "neighbours": -1}},
+            "neighbours",
+        ),
     ],
 )
 def test_edited_card_is_refused(card: dict[str, Any], edit: dict[str, Any], message: str) -> None:
@@ -54,6 +59,13 @@ def test_edited_card_is_refused(card: dict[str, Any], edit: dict[str, Any], mess
 
 def test_valid_card_passes(card: dict[str, Any]) -> None:
     assert check_card(dict(card), Path("model.json")) == card
+
+
+def test_card_of_a_2p5d_run_passes(card: dict[str, Any]) -> None:
+    # data.neighbours=1: the image's channel plus the FLAIR of the slices below and above.
+    pre = {"image_size": 32, "channels": 1, "crop": True, "neighbours": 1}
+    edited = {**card, "in_channels": 3, "preprocessing": pre}
+    assert check_card(dict(edited), Path("model.json")) == edited
 
 
 def test_load_run_validates_the_card(tmp_path: Path) -> None:

@@ -35,7 +35,12 @@ def pipeline(
     inputs: list[Path] = typer.Argument(
         None, help="Images, NIfTI volumes, DICOM series or BraTS case folders.", show_default=False
     ),
-    classifier: Path = typer.Option(..., "--classifier", help="Classification run (the gate)."),
+    classifier: Path = typer.Option(
+        ...,
+        "--classifier",
+        help="Classification run (the gate), or 'segmenter' / 'segmenter-area': "
+        "detection read off the segmenter (max probability / predicted area fraction).",
+    ),
     segmenter: Path = typer.Option(..., "--segmenter", help="Segmentation run."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     threshold: float = typer.Option(

@@ -53,6 +53,9 @@ class DatasetFormat(ABC):
     # "zscore" (z-scored inside the brain per volume). Inference on new scans must
     # put them on the same scale, so the model card records it.
     intensity: ClassVar[str] = "unit"
+    # Index of the FLAIR (or the one most informative) channel in ``load()``'s images:
+    # the channel 2.5D input takes from neighbouring slices and channel replacement copies.
+    flair_channel: ClassVar[int] = 0
     # Options the format understands (name -> default); unknown options are an error.
     default_options: ClassVar[dict[str, Any]] = {}
 

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from braintumor.data import preprocess
 from braintumor.data.base import DatasetFormat, Record
+from braintumor.data.stacking import neighbour_index, stack_neighbours
 from braintumor.errors import DataError
 
 CACHE_VERSION = 1  # bump when preprocessing changes what a cached array holds
@@ -83,6 +84,8 @@ class SliceDataset(Dataset):
         cache_dir: cache folder (default: ``$BRAINTUMOR_CACHE`` or ``~/.cache/braintumor``).
         transform: augmentation applied to each item dict.
         cache: False keeps the prepared arrays in memory only.
+        neighbours: 2.5D input: append the FLAIR (channel ``fmt.flair_channel``) of the
+            ``neighbours`` slices on either side (see :mod:`braintumor.data.stacking`).
     """
 
     def __init__(
@@ -95,11 +98,13 @@ class SliceDataset(Dataset):
         cache_dir: str | Path | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache: bool = True,
+        neighbours: int = 0,
     ) -> None:
         self.fmt = fmt
         self.records = list(records)
         if not self.records:
             raise DataError(f"no samples given to the {fmt.name!r} dataset; check the split")
+        self.neighbours = neighbour_index(self.records, neighbours) if neighbours > 0 else None
         self.image_size, self.channels, self.crop = image_size, channels, crop
         self.transform = transform
         self.classes = list(fmt.classes)
@@ -230,8 +235,12 @@ class SliceDataset(Dataset):
             self._open()
         assert self._images is not None
         rec = self.records[index]
+        image = np.asarray(self._images[index], dtype=np.float32)
+        if self.neighbours is not None:
+            near = [self._images[j] for j in self.neighbours[index]]
+            image = stack_neighbours(image, near, self.fmt.flair_channel)
         item: dict[str, Any] = {
-            "image": torch.from_numpy(np.asarray(self._images[index], dtype=np.float32)),
+            "image": torch.from_numpy(image),
             "label": torch.tensor(int(self.labels[index]), dtype=torch.long),
             "patient_id": rec.patient_id,
             "path": rec.key,
@@ -244,10 +253,11 @@ class SliceDataset(Dataset):
         """A whole batch at once (used by ``DataLoader``; see :func:`collate`).
 
         Without a transform the batch is built by indexing the cached arrays once,
-        which skips per-item tensors and collation; with one, items are transformed
-        one by one (random parameters differ per item) and collated as usual.
+        which skips per-item tensors and collation; with one (or with 2.5D
+        neighbours), items are built one by one (random parameters differ per item) and
+        collated as usual.
         """
-        if self.transform is not None:
+        if self.transform is not None or self.neighbours is not None:
             return [self[i] for i in indices]
         if self._images is None:
             self._open()
@@ -262,6 +272,14 @@ class SliceDataset(Dataset):
         if self._masks is not None:
             batch["mask"] = torch.from_numpy(self._masks[idx].astype(np.float32))
         return batch
+
+    def has_tumor(self) -> np.ndarray:
+        """Per sample: the mask has a positive pixel (no masks: the label is > 0)."""
+        if self._images is None and self.cache_path is not None:
+            self._open()
+        if self._masks is None:
+            return np.asarray(self.labels) > 0
+        return np.array([bool(np.asarray(m).any()) for m in self._masks])
 
     def __getstate__(self) -> dict[str, Any]:
         # Memory maps are reopened in each worker instead of being pickled whole.

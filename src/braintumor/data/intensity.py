@@ -10,6 +10,11 @@ Two scales are in use (``DatasetFormat.intensity``, recorded in the model card a
 - ``zscore``: zero mean, unit variance inside the non-zero "brain" voxels, 0 outside,
   once per volume and sequence (:func:`zscore_brain`, what the ``brats`` format does).
 
+On top of ``unit``, LGG runs may scale each patient's volume (``lgg`` option
+``normalize=volume``, recorded in the card as ``normalisation.per_volume``): every
+channel divided by its 99th percentile over the volume's brain (:func:`volume_scale`,
+:func:`apply_volume_scale`); a slice without its volume uses its own percentile.
+
 Readers (:mod:`braintumor.data.io`), formats, training, evaluation and inference all
 call these functions, so a scan is scaled the same way wherever it enters.
 """
@@ -71,6 +76,25 @@ def rescale_intensity(image: np.ndarray, src: str, dst: str) -> np.ndarray:
     if dst == "unit":
         return np.stack([robust_scale(c) for c in image]).astype(np.float32)
     return np.stack([zscore_brain(c) for c in image]).astype(np.float32)
+
+
+def volume_scale(volume: np.ndarray, q: float = 99.0) -> np.ndarray:
+    """Per-channel ``q``-th percentile of the brain (non-zero pixels) of an S x C x H x W
+    volume (or one C x H x W slice); 1 for a channel with no signal."""
+    v = np.asarray(volume, dtype=np.float32)
+    if v.ndim == 3:
+        v = v[None]
+    scales = []
+    for c in range(v.shape[1]):
+        values = v[:, c][v[:, c] > 0]
+        scales.append(float(np.percentile(values, q)) if values.size else 1.0)
+    return np.maximum(np.asarray(scales, np.float32), 1e-6)
+
+
+def apply_volume_scale(image: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """A C x H x W slice divided by its volume's per-channel scales, clipped to [0, 1]."""
+    out = np.asarray(image, np.float32) / np.asarray(scales, np.float32)[:, None, None]
+    return np.clip(out, 0.0, 1.0)
 
 
 def scale_scan(volume: np.ndarray, scale: str, unit_scaled: bool = False) -> np.ndarray:

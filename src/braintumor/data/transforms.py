@@ -19,9 +19,12 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import (
     Compose,
+    MapTransform,
+    RandAdjustContrastd,
     RandAffined,
     RandFlipd,
     RandGaussianNoised,
+    Randomizable,
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
@@ -104,20 +107,73 @@ class Augment:
         return f"Augment({names})"
 
 
-def build_transforms(task: str, train: bool) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+class ReplaceWithReference(Randomizable, MapTransform):
+    """Replace each other channel by the reference (FLAIR) channel with probability ``prob``.
+
+    Some LGG cases lack the pre- or post-contrast sequence, and the published TIFFs
+    then repeat FLAIR in its place; a model that never saw that learns to rely on
+    channels that may be copies. Only the first ``n_native`` channels are touched
+    (2.5D neighbour channels stay as they are).
+    """
+
+    def __init__(self, prob: float, reference: int, n_native: int, key: str = "image") -> None:
+        MapTransform.__init__(self, [key])
+        self.prob, self.reference, self.n_native, self.key = prob, reference, n_native, key
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        image = out[self.key]
+        ref = min(self.reference, image.shape[0] - 1)
+        others = [c for c in range(min(self.n_native, image.shape[0])) if c != ref]
+        chosen = [c for c in others if self.R.random_sample() < self.prob]
+        if chosen:
+            image = image.clone() if isinstance(image, torch.Tensor) else np.array(image)
+            for c in chosen:
+                image[c] = image[ref]
+            out[self.key] = image
+        return out
+
+
+def intensity_transforms() -> list[Any]:
+    """Stronger intensity augmentation: gamma, contrast and brightness over a wide range.
+
+    One held-out LGG scan is about 5x darker than the others; the scale factor goes
+    down to 0.2 so such a scan is inside what training saw.
+    """
+    return [
+        RandAdjustContrastd(keys="image", prob=0.3, gamma=(0.7, 1.5)),
+        RandScaleIntensityd(keys="image", factors=(-0.8, 0.3), prob=0.3),
+    ]
+
+
+def build_transforms(
+    task: str,
+    train: bool,
+    *,
+    intensity: bool = False,
+    channel_dropout: float = 0.0,
+    reference_channel: int = 0,
+    n_native: int = 0,
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """Augmentation for ``task`` items (C x H x W tensors); ``None`` when not training.
 
     Train: left-right flip, small rotation (+-15 degrees) and zoom (+-10 %), intensity
     scale (+-10 %) and shift (+-0.05), mild Gaussian noise. The mask key is optional,
     so the same pipeline serves classification (no mask) and segmentation.
+    ``intensity`` adds :func:`intensity_transforms`; ``channel_dropout`` > 0 adds
+    :class:`ReplaceWithReference` on the first ``n_native`` channels.
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
     if not train:
         return None
     both = ["image", "mask"]
+    extra: list[Any] = intensity_transforms() if intensity else []
+    if channel_dropout > 0:
+        extra.append(ReplaceWithReference(channel_dropout, reference_channel, n_native))
     pipeline = Compose(
         [
+            *extra,
             RandFlipd(keys=both, prob=0.5, spatial_axis=1, allow_missing_keys=True),
             RandAffined(
                 keys=both,

@@ -18,7 +18,7 @@ from braintumor.config import Config
 from braintumor.errors import BrainTumorError, ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("cosine", "plateau", "none")
+SCHEDULERS = ("cosine", "onecycle", "plateau", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 MAX_SEED = 2**32 - 1  # NumPy's seed range, which Lightning seeds along with torch
 
@@ -54,6 +54,7 @@ def _check_ranges(cfg: Config) -> None:
             t.max_minutes,
             "a positive number of minutes or null",
         ),
+        (0 <= t.ema_decay < 1, "trainer.ema_decay", t.ema_decay, "[0, 1) (0: no EMA)"),
         (t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0 (0: no early stop)"),
         (t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, ">= 1"),
         (t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer >= 1"),

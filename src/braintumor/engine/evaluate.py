@@ -190,6 +190,7 @@ def evaluate_run(
         cache_dir=cfg.data.cache_dir,
         cache=cfg.data.cache,
         transform=transform,
+        neighbours=int(pre.get("neighbours", 0)),
     )
     data_cfg = cfg.data
     if batch_size:

@@ -26,6 +26,7 @@ from braintumor.engine.evaluate import evaluate_model, pick_device
 from braintumor.engine.guards import FiniteLossGuard
 from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_checkpoint, read_progress
+from braintumor.engine.schedule import schedule_callbacks
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
 from braintumor.inference import runs
@@ -75,9 +76,9 @@ def fit_run(
     # The resolved config: what was actually used, so the run can be reproduced.
     cfg.data.channels, cfg.data.crop = data.channels, data.crop
     cfg.loss = cfg.loss or task.default_loss
-    check_memory(cfg, data.channels, len(data.fmt.mask_channels))
-    probe_model(cfg, data.channels, task.num_outputs)  # a size the model cannot take: now
-    model = build_model(cfg, data.channels, task.num_outputs)
+    check_memory(cfg, data.in_channels, len(data.fmt.mask_channels))
+    probe_model(cfg, data.in_channels, task.num_outputs)  # a size the model cannot take: now
+    model = build_model(cfg, data.in_channels, task.num_outputs)
     if cfg.model.pretrained:
         from braintumor.models.pretrained import load_pretrained
 
@@ -95,6 +96,7 @@ def fit_run(
         freeze_epochs=cfg.model.freeze_epochs,
         memory_format=cfg.trainer.memory_format,
         compile=cfg.trainer.compile,
+        max_minutes=cfg.trainer.max_minutes,
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")
@@ -105,7 +107,8 @@ def fit_run(
         monitor=f"val_{task.monitor}",
         mode=task.monitor_mode,
         save_top_k=1,
-        save_weights_only=True,
+        # With EMA, Lightning puts the averaged weights into a full checkpoint only.
+        save_weights_only=cfg.trainer.ema_decay <= 0,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
@@ -113,7 +116,13 @@ def fit_run(
     epoch_ckpt = EpochCheckpoint(last_checkpoint(out), augment=augment)
     # Checkpoint callbacks run last, in this order: the resume checkpoint must come
     # after the best-epoch one, whose state it saves.
-    extra: list[Callback] = [FiniteLossGuard(cfg), ckpt, epoch_ckpt, *callbacks]
+    extra: list[Callback] = [
+        FiniteLossGuard(cfg),
+        *schedule_callbacks(cfg),
+        ckpt,
+        epoch_ckpt,
+        *callbacks,
+    ]
     if cfg.trainer.patience > 0:
         extra.append(
             EarlyStopping(
@@ -231,7 +240,7 @@ def _write_outputs(
     is_cls = cfg.task == "classification"
     card = runs.make_card(
         cfg,
-        in_channels=data.channels,
+        in_channels=data.in_channels,
         num_classes=task.num_outputs,
         classes=list(data.fmt.classes),
         mask_channels=list(data.fmt.mask_channels),

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
+from braintumor.engine.schedule import build_scheduler
 from braintumor.engine.tasks import (
     COUNT_KEYS,
     Evaluator,
@@ -42,19 +43,6 @@ def set_frozen(model: nn.Module, frozen: bool) -> None:
         p.requires_grad_(not frozen or id(p) in head)
 
 
-def cosine_with_warmup(epochs: int, warmup: int) -> Any:
-    """Per-epoch LR factor: linear warm-up to 1, then half a cosine towards 0."""
-    warmup = min(warmup, max(0, epochs - 1))  # a 1-epoch run trains at the full rate
-
-    def factor(epoch: int) -> float:
-        if epoch < warmup:
-            return (epoch + 1) / (warmup + 1)
-        progress = (epoch - warmup) / max(1, epochs - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
 class BrainTumorModule(L.LightningModule):
     """Train/validate any registered model on either task.
 
@@ -68,6 +56,8 @@ class BrainTumorModule(L.LightningModule):
         freeze_epochs: train only the head for this many epochs.
         memory_format: ``auto`` / ``channels_last`` / ``contiguous`` (braintumor/precision.py).
         compile: run the network's forward through ``torch.compile``.
+        max_minutes: the time budget; ``cosine``/``onecycle`` then span it (see
+            :mod:`braintumor.engine.schedule`).
     """
 
     def __init__(
@@ -81,6 +71,7 @@ class BrainTumorModule(L.LightningModule):
         freeze_epochs: int = 0,
         memory_format: str = "contiguous",
         compile: bool = False,
+        max_minutes: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -89,6 +80,7 @@ class BrainTumorModule(L.LightningModule):
         self.optim = optim
         self.epochs = epochs
         self.freeze_epochs = freeze_epochs
+        self.budget_seconds = max_minutes * 60.0 if max_minutes else None
         if freeze_epochs > 0 and not can_freeze(model):
             raise ConfigError(
                 f"model {type(model).__name__} does not name its head parameters, so it "
@@ -212,11 +204,16 @@ class BrainTumorModule(L.LightningModule):
         sched = o.scheduler.lower()
         if sched == "none":
             return opt
-        if sched == "cosine":
-            lam = torch.optim.lr_scheduler.LambdaLR(
-                opt, cosine_with_warmup(self.epochs, o.warmup_epochs)
+        if sched in ("cosine", "onecycle"):
+            entry = build_scheduler(
+                opt,
+                sched,
+                self.epochs,
+                o.warmup_epochs,
+                self.budget_seconds,
+                total_steps=self._total_steps(),
             )
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": lam, "interval": "epoch"}}
+            return {"optimizer": opt, "lr_scheduler": entry}
         if sched == "plateau":
             # Stepped on the validation monitor, never on test data.
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -230,7 +227,17 @@ class BrainTumorModule(L.LightningModule):
                     "interval": "epoch",
                 },
             }
-        raise ConfigError(f"unknown optim.scheduler {o.scheduler!r}; use cosine, plateau or none")
+        raise ConfigError(
+            f"unknown optim.scheduler {o.scheduler!r}; use cosine, onecycle, plateau or none"
+        )
+
+    def _total_steps(self) -> int | None:
+        """Optimizer steps the epoch bound allows (None outside a trainer)."""
+        try:
+            steps = self.trainer.estimated_stepping_batches
+        except (RuntimeError, AttributeError):  # not attached to a trainer (unit tests)
+            return None
+        return int(steps) if math.isfinite(steps) and steps > 0 else None
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return (p for p in self.model.parameters() if p.requires_grad)

@@ -97,4 +97,39 @@ def seconds_per_batch(run: Callable[[], Any], repeats: int = 2) -> float:
     return best
 
 
-__all__ = ["BACKENDS", "OrtModule", "onnx_module", "seconds_per_batch", "try_onnx"]
+def choose_backend(predictor: Any, backend: str | None) -> str:
+    """Resolve ``eager`` / ``onnxruntime`` / ``auto`` for a Predictor and install the
+    chosen network as ``predictor._network``; returns the runtime that runs."""
+    from braintumor.errors import ConfigError
+
+    card = predictor.card
+    choice = backend or (card.get("runtime") or {}).get("backend", "eager")
+    if choice not in BACKENDS:
+        raise ConfigError(f"unknown backend {choice!r}; use one of: {', '.join(BACKENDS)}")
+    if choice == "eager" or predictor.device.type != "cpu":
+        return "eager"
+    # The network's own input channels (2.5D runs stack neighbours onto the card's).
+    channels = int(card.get("in_channels", predictor.channels))
+    size = predictor.image_size
+    ort = try_onnx(predictor.model, channels, size, str(card.get("name", "this model")))
+    if ort is None:
+        return "eager"
+    if choice == "auto":
+        batch = np.random.default_rng(0).random((16, channels, size, size)).astype(np.float32)
+        eager = seconds_per_batch(lambda: predictor._forward(batch))
+        predictor._network = ort
+        if seconds_per_batch(lambda: predictor._forward(batch)) >= eager:
+            predictor._network = predictor.model
+            return "eager"
+    predictor._network = ort
+    return "onnxruntime"
+
+
+__all__ = [
+    "BACKENDS",
+    "OrtModule",
+    "choose_backend",
+    "onnx_module",
+    "seconds_per_batch",
+    "try_onnx",
+]

@@ -86,9 +86,15 @@ def _problems(card: dict[str, Any]) -> list[str]:
         problems.append(f"threshold is {threshold}, outside 0..1")
     if problems:
         return problems
-    if pre["channels"] != card["in_channels"]:
+    neighbours = pre.get("neighbours", 0)
+    bad = _int_field(neighbours, "preprocessing.neighbours", 0, _MAX_CHANNELS)
+    if bad:
+        return [bad]
+    # 2.5D runs (data.neighbours) see the image's channels plus 2 x neighbours FLAIR.
+    if pre["channels"] + 2 * neighbours != card["in_channels"]:
+        extra = f" + 2 x {neighbours} neighbours" if neighbours else ""
         problems.append(
-            f"preprocessing.channels ({pre['channels']}) differs from in_channels "
+            f"preprocessing.channels ({pre['channels']}{extra}) differs from in_channels "
             f"({card['in_channels']})"
         )
     names = card["classes"] if task == "classification" else card["mask_channels"]

@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from braintumor.data.intensity import apply_volume_scale, volume_scale
 from braintumor.data.preprocess import prepare_sample
+from braintumor.data.stacking import stack_neighbours, volume_neighbours
 from braintumor.errors import ConfigError, DataError
-from braintumor.inference.backends import BACKENDS, seconds_per_batch, try_onnx
+from braintumor.inference.backends import choose_backend
 from braintumor.inference.batching import (  # padding_box, to_original_grid: re-exported
     padding_box,
     prepare_batch,
@@ -33,6 +35,7 @@ from braintumor.inference.batching import (  # padding_box, to_original_grid: re
 )
 from braintumor.inference.runs import card_intensity, load_run
 from braintumor.inference.scans import ScanInput
+from braintumor.inference.tta import flip_tta
 from braintumor.precision import (
     as_layout,
     autocast_dtype,
@@ -61,6 +64,14 @@ def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.float())
 
 
+def _flair_channel(card: dict[str, Any]) -> int:
+    """The FLAIR channel of the format the run was trained on (0 if unknown)."""
+    from braintumor.data.registry import FORMATS
+
+    name = str(card.get("data", {}).get("spec", "")).split(":", 1)[0]
+    return int(FORMATS.get(name).flair_channel) if name in FORMATS else 0
+
+
 class Predictor:
     """A trained model plus its preprocessing.
 
@@ -73,6 +84,7 @@ class Predictor:
         card: the run's model card (``model.json``).
         device: where to run; default CUDA when available.
         precision: override the card's precision.
+        tta: flip test-time augmentation.
         backend: ``eager``, ``onnxruntime`` or ``auto`` (the faster of the two on one
             batch); default the card's ``runtime.backend``, else eager. ONNX Runtime runs
             the fp32 graph on the CPU and falls back to eager, in one line, where it
@@ -85,9 +97,11 @@ class Predictor:
         card: dict[str, Any],
         device: str | None = None,
         precision: str | None = None,
+        tta: bool = False,
         backend: str | None = None,
     ) -> None:
         self.card = card
+        self.tta = tta  # flip test-time augmentation (inference.tta)
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
         self._setup_runtime(precision)
@@ -101,8 +115,11 @@ class Predictor:
         self.image_size = int(pre["image_size"])
         self.channels = int(pre["channels"])
         self.crop = bool(pre["crop"])
+        self.neighbours = int(pre.get("neighbours", 0))
+        self.flair_channel = _flair_channel(card)
+        self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
         self._network = self.model  # what _forward calls: eager or an ORT session
-        self.backend = self._setup_backend(backend)
+        self.backend = choose_backend(self, backend)
 
     @classmethod
     def from_run(
@@ -110,34 +127,11 @@ class Predictor:
         run_dir: str | Path,
         device: str | None = None,
         precision: str | None = None,
+        tta: bool = False,
         backend: str | None = None,
     ) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device, precision, backend)
-
-    def _setup_backend(self, backend: str | None) -> str:
-        """Resolve ``eager`` / ``onnxruntime`` / ``auto`` to the runtime that runs."""
-        choice = backend or (self.card.get("runtime") or {}).get("backend", "eager")
-        if choice not in BACKENDS:
-            raise ConfigError(f"unknown backend {choice!r}; use one of: {', '.join(BACKENDS)}")
-        if choice == "eager" or self.device.type != "cpu":
-            return "eager"
-        label = str(self.card.get("name", "this model"))
-        ort = try_onnx(self.model, self.channels, self.image_size, label)
-        if ort is None:
-            return "eager"
-        if choice == "auto":
-            x = np.random.default_rng(0).random(
-                (16, self.channels, self.image_size, self.image_size)
-            )
-            batch = x.astype(np.float32)
-            eager = seconds_per_batch(lambda: self._forward(batch))
-            self._network = ort
-            if seconds_per_batch(lambda: self._forward(batch)) >= eager:
-                self._network = self.model
-                return "eager"
-        self._network = ort
-        return "onnxruntime"
+        return cls(run.model, run.card, device, precision, tta, backend)
 
     def _setup_runtime(self, precision: str | None) -> None:
         # Cards written before these settings existed ran in fp32, NCHW.
@@ -190,9 +184,16 @@ class Predictor:
         """:meth:`predict_images` on every slice of ``scan``, scaled as the run expects."""
         return self.predict_images(self.scan_slices(scan), batch_size=batch_size)
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
+    def preprocess(
+        self, image: np.ndarray, scales: np.ndarray | None = None, stack: bool = True
+    ) -> np.ndarray:
         """One C x H x W image (on the run's intensity scale) as the model saw its
-        training images: the card's geometry and channel count."""
+        training images: the card's geometry and channel count.
+
+        ``scales``: the per-channel scales of the image's volume, for runs trained with
+        per-volume normalisation (default: the image's own, the single-slice fallback).
+        ``stack=False`` leaves out the 2.5D neighbour channels (the caller adds them).
+        """
         img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             img = img[None]
@@ -204,8 +205,15 @@ class Predictor:
                 f"this run was trained on {self.channels}-channel images but got one with {c} "
                 f"channel(s); give {self.channels} channels (e.g. one NIfTI file per sequence)"
             )
+        if self.per_volume:
+            img = apply_volume_scale(img, volume_scale(img) if scales is None else scales)
         sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
         prepared = prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
+        if self.neighbours and stack:
+            # A slice on its own has no neighbours: the edge rule repeats its own FLAIR.
+            prepared = stack_neighbours(
+                prepared, [prepared] * (2 * self.neighbours), self.flair_channel
+            )
         # SliceDataset stores prepared images as float16 (training, evaluation): round
         # the same way so that a prediction equals what evaluation computes.
         return prepared.astype(np.float16).astype(np.float32)
@@ -213,20 +221,29 @@ class Predictor:
     @torch.no_grad()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        if self._network is not self.model:  # ONNX Runtime: fp32, NCHW
-            return probabilities(self.task_name, self._network(x)).cpu()
         x = as_layout(x, self.channels_last)
         dtype = autocast_dtype(self.precision)
-        with torch.autocast(
-            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-        ):
-            logits = self.model(x)
-        return probabilities(self.task_name, logits.float()).cpu()
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            if self._network is not self.model:  # ONNX Runtime: fp32 (it takes NCHW)
+                return probabilities(self.task_name, self._network(t))
+            with torch.autocast(
+                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
+                logits = self.model(t)
+            return probabilities(self.task_name, logits.float())
+
+        if self.tta:
+            return flip_tta(run, x, spatial=not self.is_classification).cpu()
+        return run(x).cpu()
 
     def predict_images(
-        self, images: Sequence[np.ndarray], batch_size: int = 16
+        self, images: Sequence[np.ndarray], batch_size: int = 16, volume: bool = False
     ) -> np.ndarray | list[np.ndarray]:
         """Probabilities for a list of C x H x W float images on the format's scale.
+
+        ``volume=True``: the images are the ordered slices of one volume, so per-volume
+        scaling uses the whole volume and 2.5D runs get the real neighbouring slices.
 
         Returns:
             Classification: N x num_classes array. Segmentation: a list of
@@ -235,9 +252,22 @@ class Predictor:
         if len(images) == 0:
             return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
         out: list[Any] = []
+        prepared: list[np.ndarray] | None = None
+        if volume:
+            scales = volume_scale(np.stack(images)) if self.per_volume else None
+            flat = [self.preprocess(im, scales, stack=False) for im in images]
+            idx = volume_neighbours(len(flat), self.neighbours)
+            prepared = [
+                stack_neighbours(f, [flat[j] for j in idx[i]], self.flair_channel)
+                for i, f in enumerate(flat)
+            ]
         for i in range(0, len(images), batch_size):
             chunk = [np.asarray(im) for im in images[i : i + batch_size]]
-            probs = self._forward(self._prepare(chunk))
+            if prepared is not None:
+                batch = np.stack(prepared[i : i + batch_size])
+            else:
+                batch = self._prepare(chunk)
+            probs = self._forward(batch)
             if self.is_classification:
                 out.append(probs.numpy())
             else:
@@ -245,11 +275,12 @@ class Predictor:
         return np.concatenate(out) if self.is_classification else out
 
     def _prepare(self, chunk: list[np.ndarray]) -> np.ndarray:
-        """:meth:`preprocess` of a chunk, batched where the slices share a shape."""
+        """:meth:`preprocess` of a chunk, batched where the slices share a shape (and
+        no per-slice step (crop, per-volume scale, 2.5D neighbours) is involved)."""
         shape = chunk[0].shape
         same = len(shape) == 3 and all(im.shape == shape for im in chunk)
         convertible = same and (shape[0] == self.channels or {shape[0], self.channels} == {1, 3})
-        if self.crop or not convertible:
+        if self.crop or self.per_volume or self.neighbours or not convertible:
             with one_thread():  # per-slice resizing: see one_thread
                 return np.stack([self.preprocess(im) for im in chunk])
         return prepare_batch(np.stack(chunk), self.image_size, self.channels)
@@ -285,7 +316,7 @@ class Predictor:
         if vol.ndim != 4:
             raise DataError(f"expected a volume C x X x Y x Z, got shape {vol.shape}")
         slices = [vol[..., z].transpose(0, 2, 1) for z in range(vol.shape[-1])]
-        probs = self.predict_images(slices, batch_size=batch_size)
+        probs = self.predict_images(slices, batch_size=batch_size, volume=True)
         return np.stack([p.transpose(0, 2, 1) for p in probs], axis=-1)
 
     def masks(self, probs: np.ndarray) -> np.ndarray:

@@ -182,7 +182,8 @@ def save_run_model(out: str | Path, model: nn.Module, card: dict[str, Any]) -> P
     return out / WEIGHTS_FILE
 
 
-def _normalisation(spec: str) -> dict[str, str]:
+def _normalisation(spec: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    from braintumor.data.registry import intensity_scale
 
     scale = intensity_scale(spec)
     how = (
@@ -190,7 +191,15 @@ def _normalisation(spec: str) -> dict[str, str]:
         if scale == "zscore"
         else "[0, 1]: 8-bit images / 255; 16-bit, float and DICOM images by robust min/max"
     )
-    return {"intensity": scale, "description": how}
+    out: dict[str, Any] = {"intensity": scale, "description": how}
+    if (options or {}).get("normalize") == "volume":
+        out["per_volume"] = True
+        out["description"] = (
+            how + "; then each channel divided by its 99th percentile over the brain "
+            "(non-zero pixels) of the patient's volume and clipped to [0, 1]; a single "
+            "slice without its volume is scaled over that slice"
+        )
+    return out
 
 
 def card_intensity(card: dict[str, Any]) -> str:
@@ -200,6 +209,13 @@ def card_intensity(card: dict[str, Any]) -> str:
         return str(norm["intensity"])
 
     return intensity_scale(str(card.get("data", {}).get("spec", "")))
+
+
+def _preprocessing(cfg: Config, in_channels: int, crop: bool) -> dict[str, Any]:
+    pre: dict[str, Any] = {"image_size": cfg.data.image_size, "channels": in_channels, "crop": crop}
+    if cfg.data.neighbours:  # 2.5D: the image's channels plus 2 x neighbours FLAIR channels
+        pre.update(channels=in_channels - 2 * cfg.data.neighbours, neighbours=cfg.data.neighbours)
+    return pre
 
 
 def make_card(
@@ -223,8 +239,8 @@ def make_card(
         "num_classes": num_classes,
         "classes": list(classes),
         "mask_channels": list(mask_channels),
-        "preprocessing": {"image_size": cfg.data.image_size, "channels": in_channels, "crop": crop},
-        "normalisation": _normalisation(cfg.data.spec),
+        "preprocessing": _preprocessing(cfg, in_channels, crop),
+        "normalisation": _normalisation(cfg.data.spec, cfg.data.options),
         "data": {"spec": cfg.data.spec, "options": dict(cfg.data.options)},
         "threshold": cfg.threshold,
         "runtime": runtime_settings(cfg),

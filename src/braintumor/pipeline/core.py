@@ -90,11 +90,15 @@ class TwoStagePipeline:
         backend: str | None = None,
     ) -> TwoStagePipeline:
         """Both stages from run folders (``backend``: see :class:`Predictor`)."""
-        return cls(
-            Predictor.from_run(classifier_run, device, backend=backend),
-            Predictor.from_run(segmenter_run, device, backend=backend),
-            threshold,
-        )
+        from braintumor.pipeline.seg_gate import SegmenterGate, gate_score
+
+        segmenter = Predictor.from_run(segmenter_run, device, backend=backend)
+        score = gate_score(str(classifier_run))
+        # "--classifier segmenter[-max|-area]": detection read off the segmenter itself.
+        if score:
+            return cls(SegmenterGate(segmenter, score), segmenter, threshold)
+        classifier = Predictor.from_run(classifier_run, device, backend=backend)
+        return cls(classifier, segmenter, threshold)
 
     @property
     def classes(self) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from braintumor.data.audit.quirks import slice_traits
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.io import read_mask
 from braintumor.data.limits import check_pixels
@@ -38,6 +39,8 @@ class ScanItem:
     blank: bool = False
     decoded: bool = False  # digest of the decoded array, not of the file bytes
     error: str | None = None
+    same_channels: bool | None = None  # every channel the same image (see quirks.py)
+    level: float | None = None  # 99th percentile of the FLAIR brain pixels
 
 
 def _thumb(img: Image.Image) -> np.ndarray:
@@ -86,6 +89,10 @@ def scan_record(
                 # The thumbnail decodes the image: refuse a bomb from its header first.
                 check_pixels(Path(rec.path), (img.height, img.width))
                 it.hw, it.mode = (img.height, img.width), img.mode
+                if img.mode == "RGB":  # 8-bit multi-channel slices (LGG): on [0, 1]
+                    rgb = np.moveaxis(np.asarray(img), -1, 0) / 255.0
+                    if rgb.max() > 0:  # an all-black slice says nothing about the scan
+                        it.same_channels, it.level = slice_traits(rgb, fmt.flair_channel)
                 if near:
                     it.thumb = _thumb(img)
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
@@ -102,6 +109,8 @@ def scan_record(
         image = sample["image"]
         it.hw = it.hw or (int(image.shape[-2]), int(image.shape[-1]))
         it.blank = bool(image.min() == image.max())  # e.g. the empty ends of a volume
+        if image.ndim == 3 and not it.blank:
+            it.same_channels, it.level = slice_traits(image, fmt.flair_channel)
         if near and it.thumb is None:
             it.thumb = _thumb_array(image)
     if fmt.mask_channels:

@@ -13,6 +13,7 @@ from braintumor.data.audit.duplicates import (
     count_exact_duplicates,
     count_near_duplicates,
 )
+from braintumor.data.audit.quirks import patient_quirks
 from braintumor.data.audit.scan import ScanItem, file_type, scan_record
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.errors import BrainTumorError, DataError
@@ -144,6 +145,10 @@ def inspect_dataset(
         "n_unreadable": len(items) - len(ok),
         "unreadable_examples": [[it.key, it.error] for it in items if it.error][:5],
     }
+    pids = {r.key: r.patient_id for r in records}
+    traits = [(pids[it.key], it.same_channels, it.level) for it in ok if not it.blank]
+    if fmt.intensity == "unit" and any(t[1] is not None for t in traits):
+        summary["patient_quirks"] = patient_quirks(*zip(*traits, strict=True))
     summary.update(count_exact_duplicates(ok, splits))
     if near_duplicates:
         summary.update(count_near_duplicates(ok, splits, near_threshold))
@@ -178,6 +183,13 @@ def _warnings(s: dict[str, Any]) -> list[str]:
                 f"{n} {later} files are near-duplicates of earlier-split files "
                 f"({s['near_method']}): look at the examples"
             )
+    quirks = s.get("patient_quirks") or {}
+    if quirks.get("identical_channels") or quirks.get("dark"):
+        out.append(
+            f"patients repeating one image in every channel: {len(quirks['identical_channels'])}"
+            f"; much darker than the others: {len(quirks['dark'])} (see patient_quirks); "
+            "consider per-volume normalisation and data.channel_dropout / data.intensity_aug"
+        )
     if s["patients_in_several_splits"]:
         out.append(
             f"{s['patients_in_several_splits']} patients have samples in several "

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.formats._index import cached_facts
+from braintumor.data.intensity import apply_volume_scale, volume_scale
 from braintumor.data.io import read_image, read_mask
 from braintumor.data.registry import FORMATS
 from braintumor.errors import DataError
@@ -43,6 +46,8 @@ class LGGFormat(DatasetFormat):
       masks are read on the first :meth:`records`, ~2 s for 1,716 slices, then the
       flags are cached on disk).
     - segmentation: one mask channel, ``"tumor"``.
+    - ``normalize=volume``: per-volume intensity scaling (see :func:`volume_scale`;
+      the model card records the option, so inference scales new scans the same way).
     - patient: the TCGA patient barcode (first three parts of the folder name, e.g.
       ``TCGA_CS_4942``), which is also the key of ``data.csv``; its row goes, with
       numbers parsed, into ``Record.extra["clinical"]`` (empty if the patient has none).
@@ -51,11 +56,22 @@ class LGGFormat(DatasetFormat):
     name = "lgg"
     description = "Kaggle LGG segmentation (Buda): kaggle_3m/TCGA_*/<case>_<n>.tif + _mask.tif"
     tasks = ("classification", "segmentation")
+    flair_channel = 1  # pre-contrast, FLAIR, post-contrast
+    # normalize: "slice" keeps the 8-bit files / 255; "volume" divides each channel by
+    # its 99th percentile over the patient's brain (all slices), as Buda et al. scale
+    # each volume: one scan ~5x darker than the others then looks like the rest.
+    default_options: ClassVar[dict[str, Any]] = {"normalize": "slice"}
     layout_hint = "<root>/kaggle_3m/TCGA_<site>_<id>_<date>/<case>_<n>.tif with <case>_<n>_mask.tif"
 
     def __init__(self, root: str | Path | None = None, **options: Any) -> None:
         super().__init__(root, **options)
+        if self.options["normalize"] not in NORMALIZE:
+            raise DataError(
+                f"lgg option normalize={self.options['normalize']!r} is unknown; "
+                f"use {' or '.join(NORMALIZE)}"
+            )
         self._records: list[Record] | None = None
+        self._scales: dict[str, list[float]] = {}
 
     @property
     def classes(self) -> list[str]:
@@ -139,4 +155,21 @@ class LGGFormat(DatasetFormat):
                 f"{rec.path} has {image.shape[0]} channel(s); LGG slices are 3-channel TIFFs"
             )
         mask = read_mask(rec.mask_path or rec.path)
+        if self.options["normalize"] == "volume":
+            image = apply_volume_scale(image, np.asarray(self._volume_scale(rec)))
         return self._sample(rec, image, mask)
+
+    def _volume_scale(self, rec: Record) -> list[float]:
+        """Per-channel 99th percentile of the record's case (cached on disk)."""
+        case = Path(rec.path).parent
+        if case.name not in self._scales:
+            files = sorted(p for p in case.glob("*.tif") if not p.stem.endswith("_mask"))
+            self._scales[case.name] = cached_facts(
+                "lgg-p99-v1",
+                files,
+                lambda: volume_scale(np.stack([read_image(f) for f in files])).tolist(),
+            )
+        return self._scales[case.name]
+
+
+NORMALIZE = ("slice", "volume")

@@ -1,0 +1,33 @@
+"""3-D connected components: small ones dropped, larger ones kept whole."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from braintumor.inference.postprocess import drop_small_components, per_patient
+
+
+def test_drops_components_below_the_size_and_keeps_the_rest() -> None:
+    vol = np.zeros((3, 8, 8), bool)
+    vol[0:3, 1:3, 1:3] = True  # 12 voxels across three slices: one 3-D component
+    vol[1, 6, 6] = True  # a 1-voxel island
+    vol[2, 5:7, 0:2] = True  # 4 voxels
+    kept = drop_small_components(vol, min_voxels=5)
+    assert kept[0:3, 1:3, 1:3].all()
+    assert not kept[1, 6, 6] and not kept[2, 5:7, 0:2].any()
+    assert drop_small_components(vol, min_voxels=4)[2, 5:7, 0:2].all()  # size 4 >= 4: kept
+    assert np.array_equal(drop_small_components(vol, min_voxels=0), vol)
+    # Diagonal neighbours in the next slice belong to the same component (26-connected).
+    diag = np.zeros((2, 4, 4), bool)
+    diag[0, 1, 1] = diag[1, 2, 2] = True
+    assert drop_small_components(diag, min_voxels=2).sum() == 2
+
+
+def test_per_patient_stacks_each_patients_slices_in_order() -> None:
+    a0, a1, b0 = (np.zeros((1, 4, 4), np.uint8) for _ in range(3))
+    a0[0, 1, 1] = a1[0, 1, 1] = 1  # 2 voxels through two slices of patient a
+    b0[0, 1, 1] = 1  # the same pixel, but patient b has only this one voxel
+    out = per_patient([a1, b0, a0], ["a", "b", "a"], order=[1, 0, 0], min_voxels=2)
+    assert out[0].sum() == 1 and out[2].sum() == 1  # a's component spans its slices
+    assert out[1].sum() == 0  # b's island is dropped: patients never join
+    assert out[0].shape == (1, 4, 4) and out[0].dtype == np.uint8

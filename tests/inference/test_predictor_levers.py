@@ -1,0 +1,66 @@
+"""The predictor applies a run's 2.5D input, per-volume scaling and flip TTA."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from braintumor.inference.predictor import Predictor
+from tests.inference._cards import card_for
+
+
+class _Recorder(nn.Module):
+    """Returns channel 0 as the logit map and keeps every input it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return x[:, :1] * 20 - 10
+
+
+def _card(neighbours: int, per_volume: bool) -> dict:
+    card = card_for("segmentation", "x", 3 + 2 * neighbours, 1, 8)
+    card["preprocessing"].update(channels=3, neighbours=neighbours)
+    card["data"]["spec"] = "lgg:/data"  # FLAIR is channel 1
+    card["normalisation"]["per_volume"] = per_volume
+    return card
+
+
+def test_volume_gets_real_neighbours_and_volume_scales() -> None:
+    # 3 slices of 3 x 8 x 8; slice z has FLAIR value 0.1 * (z + 1), max FLAIR 0.3.
+    vol = np.zeros((3, 8, 8, 3), np.float32)
+    for z in range(3):
+        vol[:, :, :, z] = 0.1 * (z + 1)
+    rec = _Recorder()
+    pred = Predictor(rec, _card(1, per_volume=True), device="cpu")
+    pred.predict_volume(vol)
+    x = torch.cat(rec.seen)
+    assert x.shape[1] == 5
+    flair = x[:, 1, 4, 4].numpy()
+    assert np.allclose(flair, [1 / 3, 2 / 3, 1.0], atol=1e-2)  # scaled by the volume's max
+    below, above = x[:, 3, 4, 4].numpy(), x[:, 4, 4, 4].numpy()
+    assert np.allclose(below, flair[[0, 0, 1]], atol=1e-3)  # the edge repeats itself
+    assert np.allclose(above, flair[[1, 2, 2]], atol=1e-3)
+
+
+def test_single_slice_falls_back_to_its_own_scale_and_flair() -> None:
+    rec = _Recorder()
+    pred = Predictor(rec, _card(1, per_volume=True), device="cpu")
+    image = np.full((3, 8, 8), 0.2, np.float32)
+    pred.predict_images([image])
+    x = rec.seen[0][0]
+    assert torch.allclose(x[1], torch.ones(8, 8), atol=1e-2)  # its own 99th percentile
+    assert torch.equal(x[3], x[1]) and torch.equal(x[4], x[1])
+
+
+def test_tta_runs_the_flipped_image_too() -> None:
+    rec = _Recorder()
+    pred = Predictor(rec, _card(0, per_volume=False), device="cpu", tta=True)
+    image = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    pred.predict_images([image])
+    assert len(rec.seen) == 2
+    assert torch.equal(rec.seen[1], torch.flip(rec.seen[0], (-1,)))

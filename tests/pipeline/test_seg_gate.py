@@ -1,0 +1,51 @@
+"""Detection read off the segmenter follows its threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from braintumor.errors import ConfigError
+from braintumor.pipeline.core import TwoStagePipeline
+from braintumor.pipeline.seg_gate import SegmenterGate, detection_score, gate_score
+
+
+class FixedSegmenter:
+    """Returns the given probability maps, one per input image."""
+
+    is_classification = False
+    names = ["tumor"]
+    threshold = 0.5
+    card = {"task": "segmentation", "normalisation": {"intensity": "unit"}}
+
+    def __init__(self, maps: list[np.ndarray]) -> None:
+        self.maps = maps
+
+    def predict_images(self, images: list[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
+        return [self.maps[int(im.flat[0])] for im in images]
+
+    def masks(self, probs: np.ndarray) -> np.ndarray:
+        return (probs > self.threshold).astype(np.uint8)
+
+
+def test_scores() -> None:
+    p = np.zeros((1, 4, 4))
+    p[0, 0, :2] = [0.9, 0.7]
+    assert detection_score(p, "max") == pytest.approx(0.9)
+    assert detection_score(p, "area") == pytest.approx(2 / 16)
+    with pytest.raises(ConfigError):
+        detection_score(p, "mean")
+    assert gate_score("segmenter") == "max" and gate_score("segmenter-area") == "area"
+    assert gate_score("runs/cls") is None
+
+
+@pytest.mark.parametrize(("threshold", "kept"), [(0.5, [True, True]), (0.8, [True, False])])
+def test_decision_follows_the_threshold(threshold: float, kept: list[bool]) -> None:
+    strong, weak = np.zeros((1, 4, 4)), np.zeros((1, 4, 4))
+    strong[0, 1, 1], weak[0, 2, 2] = 0.9, 0.6
+    seg = FixedSegmenter([strong, weak])
+    pipe = TwoStagePipeline(SegmenterGate(seg, "max"), seg, threshold)
+    images = [np.full((1, 4, 4), i, np.float32) for i in range(2)]
+    results = pipe.predict(images)
+    assert [r.mask.any() for r in results] == kept
+    assert [r.raw_mask.any() for r in results] == [True, True]
