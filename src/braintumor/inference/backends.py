@@ -49,7 +49,7 @@ def onnx_module(model: nn.Module, channels: int, size: int, threads: int) -> Ort
     """
     import onnxruntime as ort
 
-    from braintumor.serve.export import INPUT_NAME, OUTPUT_NAME, exportable
+    from braintumor.inference.exportable import INPUT_NAME, OUTPUT_NAME, exportable
 
     model = model.eval().cpu()
     dummy = torch.rand(1, channels, size, size)
