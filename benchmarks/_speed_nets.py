@@ -128,7 +128,7 @@ def ort_session(model: nn.Module, x: torch.Tensor) -> Callable[[Any], Any]:
     """An ONNX Runtime call for ``model`` exported at ``x``'s shape (batch dynamic)."""
     import onnxruntime as ort
 
-    from braintumor.serve.export import exportable
+    from braintumor.inference.exportable import exportable
 
     model = model.eval()
     path = Path(tempfile.mkdtemp(prefix="speed-onnx-")) / "m.onnx"

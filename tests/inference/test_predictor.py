@@ -72,3 +72,24 @@ def test_classification_predictor_returns_probabilities() -> None:
     probs = pred.predict_images(images, batch_size=2)
     assert probs.shape == (3, 3)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "c", "channels"), [(20, 30, 1, 1), (31, 10, 1, 3), (16, 16, 3, 1)]
+)
+def test_batched_preparation_equals_one_slice_at_a_time(
+    h: int, w: int, c: int, channels: int
+) -> None:
+    card = card_for("segmentation", "x", channels, 1, 24)
+    pred = Predictor(_Sharpen(), card, device="cpu")
+    rng = np.random.default_rng(0)
+    images = [rng.random((c, h, w)).astype(np.float32) for _ in range(3)]
+    one_by_one = np.stack([pred.preprocess(im) for im in images])
+    assert np.array_equal(pred._prepare(images), one_by_one)
+    probs = torch.rand(3, 1, 24, 24)
+    from braintumor.inference.predictor import to_original_grid
+
+    want = [to_original_grid(p, h, w) for p in probs]
+    assert all(
+        np.array_equal(a, b) for a, b in zip(pred._restore(images, probs), want, strict=True)
+    )

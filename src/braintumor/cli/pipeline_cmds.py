@@ -60,6 +60,11 @@ def pipeline(
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="eager, onnxruntime or auto (the faster on one batch); default: eager.",
+    ),
 ) -> None:
     """Two-stage pipeline: the classifier gates the segmenter (scans in, findings out)."""
     from braintumor.engine.checks import check_device
@@ -94,7 +99,14 @@ def pipeline(
 
         with new_folder(out):  # a failed run leaves no empty --out behind
             summaries = run_pipeline(
-                classifier, segmenter, inputs, out, threshold, device=device, show_progress=progress
+                classifier,
+                segmenter,
+                inputs,
+                out,
+                threshold,
+                device=device,
+                show_progress=progress,
+                backend=backend,
             )
         for summary in summaries:
             typer.echo(_describe(summary))

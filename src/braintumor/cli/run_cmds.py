@@ -261,6 +261,11 @@ def predict(
     ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="eager, onnxruntime or auto (the faster on one batch); default: eager.",
+    ),
 ) -> None:
     """Classify images, or segment images/volumes (masks + overlay PNGs), scaled as the run's
     card says (the same reader and preprocessing as pipeline, explain and serve)."""
@@ -270,7 +275,7 @@ def predict(
 
     if out is not None and out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; choose a folder for the predictions")
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, backend=backend)
     if predictor.is_classification:
         results = predict_inputs(predictor, inputs, None)
         if out is not None:  # classification writes a file only when asked to

@@ -20,13 +20,19 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from braintumor.data.intensity import apply_volume_scale, volume_scale
-from braintumor.data.preprocess import pad_to_square, prepare_sample
+from braintumor.data.preprocess import prepare_sample
 from braintumor.data.stacking import stack_neighbours, volume_neighbours
 from braintumor.errors import ConfigError, DataError
+from braintumor.inference.backends import choose_backend
+from braintumor.inference.batching import (  # padding_box, to_original_grid: re-exported
+    padding_box,
+    prepare_batch,
+    restore_batch,
+    to_original_grid,
+)
 from braintumor.inference.runs import card_intensity, load_run
 from braintumor.inference.scans import ScanInput
 from braintumor.inference.tta import flip_tta
@@ -40,6 +46,7 @@ from braintumor.precision import (
 )
 
 TASKS = ("classification", "segmentation")
+__all__ = ["Predictor", "padding_box", "pick_device", "probabilities", "to_original_grid"]
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -55,30 +62,6 @@ def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
     if task == "classification":
         return torch.softmax(logits.float(), dim=1)
     return torch.sigmoid(logits.float())
-
-
-def padding_box(height: int, width: int) -> tuple[int, int, int, int]:
-    """Where an ``height x width`` image lies inside its padded square: (top, left, h, w).
-
-    Found by padding an image of ones with the very function training uses, so the
-    inversion can never disagree with the forward geometry.
-    """
-    padded, _ = pad_to_square(np.ones((1, height, width), dtype=np.float32))
-    rows = np.flatnonzero(padded[0].any(axis=1))
-    cols = np.flatnonzero(padded[0].any(axis=0))
-    return int(rows[0]), int(cols[0]), height, width
-
-
-def to_original_grid(probs: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """K x S x S probabilities -> K x height x width (undo resize, then the padding)."""
-    side = max(height, width)
-    x = probs[None].float()
-    if x.shape[-1] != side:
-        x = F.interpolate(
-            x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
-        )
-    top, left, h, w = padding_box(height, width)
-    return x[0, :, top : top + h, left : left + w].clamp(0, 1).cpu().numpy()
 
 
 def _flair_channel(card: dict[str, Any]) -> int:
@@ -101,6 +84,11 @@ class Predictor:
         card: the run's model card (``model.json``).
         device: where to run; default CUDA when available.
         precision: override the card's precision.
+        tta: flip test-time augmentation.
+        backend: ``eager``, ``onnxruntime`` or ``auto`` (the faster of the two on one
+            batch); default the card's ``runtime.backend``, else eager. ONNX Runtime runs
+            the fp32 graph on the CPU and falls back to eager, in one line, where it
+            cannot (see :mod:`braintumor.inference.backends`).
     """
 
     def __init__(
@@ -110,6 +98,7 @@ class Predictor:
         device: str | None = None,
         precision: str | None = None,
         tta: bool = False,
+        backend: str | None = None,
     ) -> None:
         self.card = card
         self.tta = tta  # flip test-time augmentation (inference.tta)
@@ -129,6 +118,8 @@ class Predictor:
         self.neighbours = int(pre.get("neighbours", 0))
         self.flair_channel = _flair_channel(card)
         self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
+        self._network = self.model  # what _forward calls: eager or an ORT session
+        self.backend = choose_backend(self, backend)
 
     @classmethod
     def from_run(
@@ -137,9 +128,10 @@ class Predictor:
         device: str | None = None,
         precision: str | None = None,
         tta: bool = False,
+        backend: str | None = None,
     ) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device, precision, tta)
+        return cls(run.model, run.card, device, precision, tta, backend)
 
     def _setup_runtime(self, precision: str | None) -> None:
         # Cards written before these settings existed ran in fp32, NCHW.
@@ -233,6 +225,8 @@ class Predictor:
         dtype = autocast_dtype(self.precision)
 
         def run(t: torch.Tensor) -> torch.Tensor:
+            if self._network is not self.model:  # ONNX Runtime: fp32 (it takes NCHW)
+                return probabilities(self.task_name, self._network(t))
             with torch.autocast(
                 self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
             ):
@@ -268,21 +262,40 @@ class Predictor:
                 for i, f in enumerate(flat)
             ]
         for i in range(0, len(images), batch_size):
-            chunk = images[i : i + batch_size]
+            chunk = [np.asarray(im) for im in images[i : i + batch_size]]
             if prepared is not None:
                 batch = np.stack(prepared[i : i + batch_size])
             else:
-                with one_thread():  # per-slice resizing: see one_thread
-                    batch = np.stack([self.preprocess(im) for im in chunk])
+                batch = self._prepare(chunk)
             probs = self._forward(batch)
             if self.is_classification:
                 out.append(probs.numpy())
-                continue
-            with one_thread():
-                for im, p in zip(chunk, probs, strict=True):
-                    h, w = np.asarray(im).shape[-2:]
-                    out.append(to_original_grid(p, int(h), int(w)))
+            else:
+                out.extend(self._restore(chunk, probs))
         return np.concatenate(out) if self.is_classification else out
+
+    def _prepare(self, chunk: list[np.ndarray]) -> np.ndarray:
+        """:meth:`preprocess` of a chunk, batched where the slices share a shape (and
+        no per-slice step (crop, per-volume scale, 2.5D neighbours) is involved)."""
+        shape = chunk[0].shape
+        same = len(shape) == 3 and all(im.shape == shape for im in chunk)
+        convertible = same and (shape[0] == self.channels or {shape[0], self.channels} == {1, 3})
+        if self.crop or self.per_volume or self.neighbours or not convertible:
+            with one_thread():  # per-slice resizing: see one_thread
+                return np.stack([self.preprocess(im) for im in chunk])
+        return prepare_batch(np.stack(chunk), self.image_size, self.channels)
+
+    def _restore(self, chunk: list[np.ndarray], probs: torch.Tensor) -> list[np.ndarray]:
+        """Probabilities back on each input's own grid (:func:`to_original_grid`)."""
+        sizes = {tuple(im.shape[-2:]) for im in chunk}
+        if len(sizes) == 1:
+            h, w = sizes.pop()
+            return list(restore_batch(probs, int(h), int(w)))
+        with one_thread():
+            return [
+                to_original_grid(p, int(im.shape[-2]), int(im.shape[-1]))
+                for im, p in zip(chunk, probs, strict=True)
+            ]
 
     def predict_volume(self, volume: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """Segment a C x X x Y x Z (or X x Y x Z) volume slice by slice along the last axis.

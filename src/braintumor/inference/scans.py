@@ -67,6 +67,9 @@ class ScanInput:
     display_channel: int = 0
     unit_scaled: bool = False  # data already on [0, 1] (read_image's scale)
     sources: list[Path] = field(default_factory=list)  # the files of a stacked case
+    _scaled: dict[tuple[int, str], list[np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def is_volume(self) -> bool:
@@ -77,10 +80,20 @@ class ScanInput:
         return int(self.data.shape[1]) if self.is_volume else 1
 
     def slices(self, scale: str = "unit") -> list[np.ndarray]:
-        """All slices as float32 C x H x W arrays on ``scale`` (``unit`` or ``zscore``)."""
-        vol = self.data if self.is_volume else self.data[:, None]  # C x Z x H x W
-        out = scale_scan(vol, scale, self.unit_scaled)
-        return [np.ascontiguousarray(out[:, z], dtype=np.float32) for z in range(out.shape[1])]
+        """All slices as float32 C x H x W arrays on ``scale`` (``unit`` or ``zscore``).
+
+        Scaled once per scale and kept: the pipeline's two stages and its overlays ask
+        for the same scale of the same volume (views of one array: callers must not write).
+        """
+        key = (id(self.data), scale)
+        if key not in self._scaled:
+            vol = self.data if self.is_volume else self.data[:, None]  # C x Z x H x W
+            out = scale_scan(vol, scale, self.unit_scaled)
+            # One Z x C x H x W copy, then per-slice views (not Z small copies).
+            stack = np.ascontiguousarray(out.transpose(1, 0, 2, 3), dtype=np.float32)
+            self._scaled = {k: v for k, v in self._scaled.items() if k[0] == id(self.data)}
+            self._scaled[key] = list(stack)
+        return list(self._scaled[key])
 
     def mask_volume(self, masks: list[np.ndarray]) -> np.ndarray:
         """Per-slice K x H x W masks -> K x X x Y x Z in the input's voxel order."""

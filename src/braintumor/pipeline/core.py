@@ -87,15 +87,18 @@ class TwoStagePipeline:
         segmenter_run: str | Path,
         threshold: float = 0.5,
         device: str | None = None,
+        backend: str | None = None,
     ) -> TwoStagePipeline:
+        """Both stages from run folders (``backend``: see :class:`Predictor`)."""
         from braintumor.pipeline.seg_gate import SegmenterGate, gate_score
 
-        segmenter = Predictor.from_run(segmenter_run, device)
+        segmenter = Predictor.from_run(segmenter_run, device, backend=backend)
         score = gate_score(str(classifier_run))
         # "--classifier segmenter[-max|-area]": detection read off the segmenter itself.
         if score:
             return cls(SegmenterGate(segmenter, score), segmenter, threshold)
-        return cls(Predictor.from_run(classifier_run, device), segmenter, threshold)
+        classifier = Predictor.from_run(classifier_run, device, backend=backend)
+        return cls(classifier, segmenter, threshold)
 
     @property
     def classes(self) -> list[str]:
