@@ -76,6 +76,7 @@ def write_run(
     """A run folder with a random network, written the way training writes one."""
     cfg = load_config(None, [f"task={task}", f"model.name={name}", *sets])
     cfg.model.kwargs, cfg.data.image_size, cfg.data.spec = dict(kw), size, spec
+    torch.manual_seed(0)  # the same weights every run, so outputs compare across runs
     model = create_model(name, in_channels=in_ch, num_classes=len(names), **kw)
     card = make_card(
         cfg,
