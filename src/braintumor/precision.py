@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -112,15 +110,3 @@ def as_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     if channels_last and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread for per-image work (resizing one slice): a
-    thread pool only adds synchronisation there, and much of it on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

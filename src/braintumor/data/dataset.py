@@ -16,8 +16,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +127,7 @@ class SliceDataset(Dataset):
         images = masks = None
         labels = np.empty(n, dtype=np.int64)
         for i, rec in enumerate(_progress(self.records, f"preparing {self.fmt.name}")):
-            with _one_thread():
+            with preprocess.one_thread():
                 s = preprocess.prepare_sample(
                     self.fmt.load(rec), self.image_size, self.channels, self.crop
                 )
@@ -308,18 +307,6 @@ def _fits_in_memory(nbytes: int) -> bool:
     except (ValueError, OSError, AttributeError):  # not a POSIX system: stay on disk
         return False
     return nbytes <= MEMORY_SHARE * available
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread: resizing one small image gains nothing from more,
-    and on a busy machine their synchronisation made preparation 6x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _alloc(folder: Path | None, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -9,6 +9,8 @@ Arrays are numpy: images float32 C x H x W, masks uint8 K x H x W.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -229,3 +231,16 @@ def prepare_sample(
     out["image"] = np.ascontiguousarray(image, dtype=np.float32)
     out["mask"] = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
     return out
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread while resizing images one by one (training's
+    cache build, inference's per-slice path): a thread pool gains nothing on one small
+    image, and on a busy machine its synchronisation made preparation ~6x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -80,11 +80,7 @@ def plot_learning_curves(
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(fig, path)
 
 
 def plot_confusion_matrix(
@@ -122,11 +118,7 @@ def plot_confusion_matrix(
                 fontsize=8,
                 color=color,
             )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(fig, path)
 
 
 def curves_rgb(
@@ -154,3 +146,12 @@ def curves_rgb(
     fig.tight_layout()
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay out and write a figure, creating its folder."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from braintumor.data.intensity import apply_volume_scale, volume_scale
-from braintumor.data.preprocess import prepare_sample
+from braintumor.data.preprocess import one_thread, prepare_sample
 from braintumor.data.stacking import stack_neighbours, volume_neighbours
 from braintumor.errors import ConfigError, DataError
 from braintumor.inference.backends import choose_backend
@@ -39,7 +39,6 @@ from braintumor.inference.tta import flip_tta
 from braintumor.precision import (
     as_layout,
     autocast_dtype,
-    one_thread,
     resolve_precision,
     set_layout,
     use_channels_last,
