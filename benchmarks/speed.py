@@ -45,6 +45,20 @@ from braintumor.models.registry import create_model, list_models, model_entry  #
 SECTIONS = ("nets", "scaling", "engine", "predict", "pipeline")
 
 
+def peer_unet(in_channels: int) -> Any:
+    """The reference: MONAI BasicUNet of the same width as ``unet`` (16 filters).
+
+    ``unet`` has 16, 32, 64, 128, 256 channels at its five levels; BasicUNet with
+    ``features=(16, 32, 64, 128, 256, 16)`` has the same (1.60 GFLOP/img at 128 px
+    against unet's 1.74). The registry's ``basic_unet`` with ``n_filters=16`` scales
+    MONAI's default widths (16, 16, 32, 64, 128): half the width below the first
+    level, 0.62 GFLOP/img, so it was not a peer of matching width.
+    """
+    from monai.networks.nets import BasicUNet
+
+    return BasicUNet(2, in_channels, 1, features=(16, 32, 64, 128, 256, 16))
+
+
 def networks(names: list[str] | None) -> dict[str, tuple[str, Any]]:
     """name -> (task, builder) for every registered model plus MONAI peers of matching width."""
     from monai.networks.nets import AttentionUnet, ViT
@@ -54,7 +68,7 @@ def networks(names: list[str] | None) -> dict[str, tuple[str, Any]]:
         task = model_entry(n).task
         out = 1 if task == "segmentation" else 4
         nets[n] = (task, lambda n=n, out=out: create_model(n, in_channels=1, num_classes=out))
-    nets[PEER] = ("segmentation", lambda: create_model("basic_unet", 1, 1, n_filters=16))
+    nets[PEER] = ("segmentation", lambda: peer_unet(1))
     nets["monai_AttentionUnet16"] = (
         "segmentation",
         lambda: AttentionUnet(2, 1, 1, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2)),
@@ -167,7 +181,7 @@ def bench_scaling(args: argparse.Namespace) -> list[dict[str, Any]]:
 def raw_rates(args: argparse.Namespace, in_ch: int) -> dict[str, float]:
     """Plain training and inference loops (no engine) that the end-to-end figures divide by."""
     x = torch.randn(16, in_ch, args.size, args.size)
-    unet, peer = create_model("unet", in_ch, 1), create_model("basic_unet", in_ch, 1, n_filters=16)
+    unet, peer = create_model("unet", in_ch, 1), peer_unet(in_ch)
     return {
         "unet_train_bf16_cl": 16 / train_seconds(unet, x, "bf16_cl", args.min_s),
         "unet_train_fp32": 16 / train_seconds(unet, x, "fp32", args.min_s),
@@ -226,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     if "predict" in only:
         n = 16 if q else 240
         x = torch.randn(16, 1, args.size, args.size)
-        peer = create_model("basic_unet", 1, 1, n_filters=16)
+        peer = peer_unet(1)
         res["predict"] = {
             "default": predict_rate(work, n, args.size, []),
             "peer_forward_img_s": 16 / infer_seconds(peer, x, "fp32", args.min_s),

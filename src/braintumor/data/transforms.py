@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
+from monai.data import MetaTensor, get_track_meta, set_track_meta
 from monai.transforms import (
     Compose,
     MapTransform,
@@ -54,12 +54,16 @@ class Augment:
         # One intra-op thread: on a single small image, torch's thread pool only adds
         # synchronisation (measured 10x slower with 2 threads on a busy 2-core machine).
         # DataLoader workers already run with one thread; this covers num_workers=0.
-        threads = torch.get_num_threads()
+        # No MetaTensor bookkeeping either: nothing inverts these transforms, and copying
+        # metadata was a tenth of the augmentation's time (profile in BENCHMARKS.md).
+        threads, track = torch.get_num_threads(), get_track_meta()
         torch.set_num_threads(1)
+        set_track_meta(False)
         try:
             out = self.pipeline(dict(item))
         finally:
             torch.set_num_threads(threads)
+            set_track_meta(track)
         for key in ("image", "mask"):
             if isinstance(out.get(key), MetaTensor):
                 out[key] = out[key].as_tensor()
