@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from braintumor.data.intensity import rescale_intensity, scale_scan, to_unit, zscore_brain
+from braintumor.data.intensity import (
+    rescale_intensity,
+    robust_scale,
+    scale_scan,
+    to_unit,
+    zscore_brain,
+)
 
 
 def test_zscore_brain_per_volume() -> None:
@@ -51,3 +57,16 @@ def test_scale_scan_per_channel_over_the_whole_volume() -> None:
     assert np.array_equal(scale_scan(unit, "unit"), unit)  # already on [0, 1]: kept
     with pytest.raises(ValueError, match="unknown intensity scale"):
         scale_scan(vol, "minmax")
+
+
+def test_robust_scale_of_some_rows_uses_the_whole_volume() -> None:
+    rng = np.random.default_rng(0)
+    vol = rng.normal(100, 30, (6, 8, 9)).astype(np.float32)
+    vol[0] *= 5  # one slice far brighter: the percentiles differ from the rows' own
+    with_bad = vol.copy()
+    with_bad[1, 2, 3], with_bad[4, 0, 0], with_bad[5, 1, 1] = np.nan, np.inf, -np.inf
+    for a in (vol, with_bad, np.full((3, 4, 4), 7.0, np.float32), np.full((2, 3), np.nan)):
+        for rows in ([1], [0, 1], list(range(len(a)))):
+            whole = robust_scale(a, 1, 99)
+            np.testing.assert_array_equal(robust_scale(a, 1, 99, rows=rows), whole[rows])
+    assert robust_scale(vol).dtype == np.float32 and robust_scale(vol, rows=[1]).shape == (1, 8, 9)

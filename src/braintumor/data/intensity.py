@@ -21,23 +21,36 @@ call these functions, so a scan is scaled the same way wherever it enters.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 SCALES = ("unit", "zscore")
 
 
-def robust_scale(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Scale to [0, 1] by the ``low``/``high`` percentiles (clipped); constant -> zeros."""
+def robust_scale(
+    a: np.ndarray, low: float = 0.5, high: float = 99.5, *, rows: Any = None
+) -> np.ndarray:
+    """Scale to [0, 1] by the ``low``/``high`` percentiles (clipped); constant -> zeros.
+
+    ``rows`` (an index into the first axis, e.g. a list of slices of a volume): return
+    only ``a[rows]``, scaled by the percentiles of all of ``a`` (the same values as
+    ``robust_scale(a)[rows]`` without scaling the rest).
+    """
     a = np.asarray(a, dtype=np.float32)
-    finite = a[np.isfinite(a)]
+    part = a if rows is None else a[rows]
+    ok = np.isfinite(a)
+    all_finite = bool(ok.all())
+    # All finite (the usual case): no masked copy and no nan_to_num copy of the input.
+    finite = a.reshape(-1) if all_finite else a[ok]
     if finite.size == 0:
-        return np.zeros_like(a)
+        return np.zeros_like(part)
     lo, hi = np.percentile(finite, [low, high])
     if hi <= lo:  # (nearly) constant image: percentiles collapse, fall back to min/max
         lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:
-        return np.zeros_like(a)
-    out = (np.nan_to_num(a, nan=lo) - lo) / (hi - lo)
+        return np.zeros_like(part)
+    out = ((part if all_finite else np.nan_to_num(part, nan=lo)) - lo) / (hi - lo)
     return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
