@@ -118,3 +118,28 @@ def test_image_and_bad_inputs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no DICOM images"):
         load_input(tmp_path / "empty")
+
+
+def test_display_slices_are_the_unit_scale_display_channel(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    case = tmp_path / "BraTS2021_00002"
+    case.mkdir()
+    for k, name in enumerate(["t1", "t1ce", "t2", "flair"]):
+        vol = (rng.random((10, 9, 7)) * 1000 * (k + 1)).astype(np.float32)
+        write_nifti(case / f"{case.name}_{name}.nii.gz", vol, np.eye(4))
+    scan = load_input(case)
+    ref = load_input(case).slices("unit")  # every channel of every slice, scaled
+    ch = scan.display_channel
+    picked = scan.display_slices([5, 0, 3])
+    for z, got in zip([5, 0, 3], picked, strict=True):
+        assert got.shape == (9, 10) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, ref[z][ch])
+    every = scan.display_slices()
+    assert len(every) == 7 and all(
+        np.array_equal(a, r[ch]) for a, r in zip(every, ref, strict=True)
+    )
+    # An 8-bit image (already on the unit scale) and a cached "unit" scale agree too.
+    Image.fromarray(rng.integers(0, 255, (6, 5), dtype=np.uint8)).save(tmp_path / "s.png")
+    img = load_input(tmp_path / "s.png")
+    np.testing.assert_array_equal(img.display_slices([0])[0], img.slices("unit")[0][0])
+    np.testing.assert_array_equal(img.display_slices()[0], img.slices("unit")[0][0])

@@ -13,6 +13,7 @@ from PIL import Image
 
 from braintumor.data.base import DatasetFormat, Record
 from braintumor.data.io import write_nifti
+from braintumor.figures.overlay import PALETTE
 from braintumor.inference.scans import load_input
 from braintumor.pipeline import TwoStagePipeline
 from braintumor.pipeline.evaluate import format_table, score_pipeline
@@ -75,6 +76,15 @@ def test_image_findings_are_gated(tmp_path: Path) -> None:
     assert emptied["segmenter_pixels_before_gate"] == 18
     with Image.open(tmp_path / "b" / "slice_mask.png") as im:
         assert im.size == (20, 12) and np.asarray(im).max() == 0
+    # The kept finding's overlay shows the tumor colour; the emptied one's only the legend.
+    red = np.asarray(PALETTE["tumor"], np.uint8)
+    for folder, least in (("a", 18 * 4), ("b", 0)):
+        with Image.open(tmp_path / folder / "slice_overlay.png") as im:
+            page = np.asarray(im.convert("RGB"))
+        body = page[35:-35]  # between the title and the legend bands
+        tinted = (body[..., 0].astype(int) - body[..., 1] > 60).sum()
+        assert (tinted >= least) if least else tinted == 0
+        assert ((page[-35:] == red).all(axis=-1)).any()  # the legend swatch
 
 
 class _Crafted(DatasetFormat):

@@ -117,7 +117,7 @@ def _segment_all(
 
     One image at a time wastes most of a CPU's throughput, so the slices of up to
     ``batch`` 2D inputs share a forward pass; masks and overlays are written by a
-    helper thread, so drawing (matplotlib, Python-bound) overlaps with the next
+    helper thread, so drawing and PNG encoding overlap with the next
     batch's forward pass (which releases the GIL). Results keep the input order.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -150,14 +150,17 @@ def _segment(
     names = predictor.names
     if masks is None:  # Z x K x H x W
         masks = segment_scan(predictor, scan)
-    display = scan.slices("unit")
     if not scan.is_volume:
         return {
             "input": str(scan.path),
             "mask": ", ".join(_write_png_masks(masks[0], out, stem, names)),
             "overlay": str(
                 save_overlay(
-                    display[0], masks[0], out / f"{stem}_overlay.png", names, title=scan.path.name
+                    scan.display_slices([0])[0],  # H x W: the channel overlays show
+                    masks[0],
+                    out / f"{stem}_overlay.png",
+                    names,
+                    title=scan.path.name,
                 )
             ),
             "pixels": _pixels(masks[0], names),
@@ -170,12 +173,11 @@ def _segment(
     per_slice = masks.reshape(masks.shape[0], -1).sum(axis=1)
     z = int(np.argmax(per_slice)) if per_slice.any() else len(masks) // 2
     overlay = save_overlay(
-        display[z],
+        scan.display_slices([z])[0],
         masks[z],
         out / f"{stem}_overlay.png",
         names,
         title=f"{scan.path.name} (axial slice {z})",
-        image_channel=scan.display_channel,
     )
     pixels = _pixels(vol, names)
     ml = scan.voxel_volume_ml

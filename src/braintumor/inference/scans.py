@@ -16,6 +16,7 @@ outside: what the ``brats`` format does).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 
 from braintumor.data.formats.brats import MODALITIES as BRATS_MODALITIES
 from braintumor.data.formats.brats import find_case_files
-from braintumor.data.intensity import SCALES, scale_scan
+from braintumor.data.intensity import SCALES, robust_scale, scale_scan
 from braintumor.data.io import (
     DICOM_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -94,6 +95,26 @@ class ScanInput:
             self._scaled = {k: v for k, v in self._scaled.items() if k[0] == id(self.data)}
             self._scaled[key] = list(stack)
         return list(self._scaled[key])
+
+    def display_slices(self, zs: Sequence[int] | None = None) -> list[np.ndarray]:
+        """The display channel of slices ``zs`` (default: all), H x W float32 on ``unit``.
+
+        What ``slices("unit")[z][display_channel]`` holds, without scaling the other
+        channels (overlays show one; a BraTS case has four) nor the other slices (the
+        percentiles still come from the whole volume).
+        """
+        vol = self.data if self.is_volume else self.data[:, None]  # C x Z x H x W
+        ch = min(self.display_channel, vol.shape[0] - 1)
+        rows = list(range(vol.shape[1])) if zs is None else [int(z) for z in zs]
+        cached = self._scaled.get((id(self.data), "unit"))
+        if cached is not None:
+            return [cached[z][ch] for z in rows]
+        # scale_scan keeps the volume when all of it is already on [0, 1], else scales
+        # each channel on its own: the same test, then the one channel.
+        unit = self.unit_scaled or (vol.size > 0 and vol.min() >= 0 and vol.max() <= 1)
+        if unit:
+            return [vol[ch, z].astype(np.float32, copy=False) for z in rows]
+        return list(robust_scale(vol[ch], rows=rows))
 
     def mask_volume(self, masks: list[np.ndarray]) -> np.ndarray:
         """Per-slice K x H x W masks -> K x X x Y x Z in the input's voxel order."""

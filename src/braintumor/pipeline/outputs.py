@@ -27,17 +27,20 @@ MAX_TILES = 16
 
 def bounding_box(region: np.ndarray) -> dict[str, int] | None:
     """Inclusive box of a 2D (H x W) or 3D (Z x H x W) mask; x = column, y = row, z = slice."""
-    idx = np.nonzero(region)
-    if idx[0].size == 0:
+    region = np.asarray(region, dtype=bool)
+    axes = range(region.ndim)
+    # Per-axis "any" projections: no index arrays of every voxel (a volume has millions).
+    spans = [np.flatnonzero(region.any(axis=tuple(a for a in axes if a != k))) for k in axes]
+    if spans[0].size == 0:
         return None
     box = {
-        "x_min": int(idx[-1].min()),
-        "y_min": int(idx[-2].min()),
-        "x_max": int(idx[-1].max()),
-        "y_max": int(idx[-2].max()),
+        "x_min": int(spans[-1][0]),
+        "y_min": int(spans[-2][0]),
+        "x_max": int(spans[-1][-1]),
+        "y_max": int(spans[-2][-1]),
     }
     if region.ndim == 3:
-        box.update(z_min=int(idx[0].min()), z_max=int(idx[0].max()))
+        box.update(z_min=int(spans[0][0]), z_max=int(spans[0][-1]))
     return box
 
 
@@ -124,13 +127,13 @@ def write_volume_outputs(
     ]
     union = masks.any(axis=1)  # Z x H x W
     per_slice = union.sum(axis=(1, 2))
-    display = scan.slices("unit")
     legend = [(n, region_color(n, k)) for k, n in enumerate(regions)]
     shown = _tile_slices(per_slice)
-    tiles = [
-        overlay_rgb(display[z], results[z].mask, regions, image_channel=scan.display_channel)
-        for z in shown
-    ]
+    largest = int(np.argmax(per_slice)) if per_slice.any() else None
+    # Only the slices drawn are scaled for display (H x W, the channel overlays show).
+    drawn = sorted({*shown, *([] if largest is None else [largest])})
+    display = dict(zip(drawn, scan.display_slices(drawn), strict=True))
+    tiles = [overlay_rgb(display[z], results[z].mask, regions) for z in shown]
     what = "tumor on slices" if per_slice.any() else "no tumor; slices"
     montage_png = save_rgb(
         montage(tiles),
@@ -141,8 +144,8 @@ def write_volume_outputs(
     top = int(np.argmax([r.tumor_prob for r in results]))
     info = _class_info(results[top], classes)
     largest_png = None
-    if per_slice.any():
-        z = int(np.argmax(per_slice))
+    if largest is not None:
+        z = largest
         largest_png = str(
             save_overlay(
                 display[z],
@@ -150,7 +153,6 @@ def write_volume_outputs(
                 out / f"{scan.name}_largest.png",
                 list(regions),
                 _title(scan, _class_info(results[z], classes), f" slice {z}"),
-                image_channel=scan.display_channel,
             )
         )
     voxels = {name: int(masks[:, k].sum()) for k, name in enumerate(regions)}
