@@ -1,0 +1,172 @@
+"""Inference levers of a segmenter, chosen on the validation split when training ends.
+
+Two levers cost nothing at training time and are decided per run, on validation only:
+
+- ``tta``: left-right flip test-time augmentation (:mod:`braintumor.inference.tta`);
+- ``min_component_voxels``: each volume's slice masks are stacked and the 3-D connected
+  components smaller than this many voxels (at the network's resolution) are dropped
+  (:mod:`braintumor.inference.postprocess`), which removes the isolated false positives
+  a 2-D network scatters over healthy slices.
+
+:func:`choose_levers` scores every combination with the run's selection monitor (per
+patient Dice by default) on the VAL split with the selected weights and keeps the best;
+a candidate must beat the plain model by more than ``MIN_GAIN`` to be taken, so noise
+does not switch a lever on. The choice is written into the model card's ``inference``
+entry, and the test metrics, ``evaluate``, ``predict``, ``pipeline`` and ``serve`` apply
+it. The test split is never read here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from braintumor.data.stacking import slice_position, volume_key
+from braintumor.inference.postprocess import drop_small_components
+from braintumor.inference.tta import flip_tta
+
+SIZES = (0, 10, 40, 160, 320, 640)
+MIN_GAIN = 0.002  # a lever must raise the val monitor by more than this to be taken
+_LOGIT = 20.0  # post-processed masks re-enter the evaluators as +-20 logits
+
+
+@dataclass(frozen=True)
+class Levers:
+    tta: bool = False
+    min_component_voxels: int = 0
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any] | None) -> Levers:
+        raw = (card or {}).get("inference") or {}
+        return cls(bool(raw.get("tta", False)), int(raw.get("min_component_voxels", 0) or 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def any(self) -> bool:
+        return self.tta or self.min_component_voxels > 1
+
+
+Forward = Callable[[Tensor], Tensor]  # images -> logits
+
+
+def with_tta(forward: Forward, tta: bool, spatial: bool = True) -> Forward:
+    """``forward`` averaged over the left-right flip, returned as logits again."""
+    if not tta:
+        return forward
+
+    def run(x: Tensor) -> Tensor:
+        probs = flip_tta(lambda t: torch.sigmoid(forward(t).float()), x, spatial=spatial)
+        return torch.logit(probs.clamp(1e-6, 1 - 1e-6))
+
+    return run
+
+
+class _Volumes:
+    """Where each sample of a data set sits: its volume and its slice position."""
+
+    def __init__(self, records: Iterable[Any]) -> None:
+        self.place: dict[str, tuple[str, int]] = {}
+        self.size: dict[str, int] = defaultdict(int)
+        for i, rec in enumerate(records):
+            vkey = volume_key(rec)
+            pos = slice_position(rec)
+            self.place[rec.key] = (vkey, pos if pos is not None else i)
+            self.size[vkey] += 1
+
+
+def postprocessed(
+    pairs: Iterable[tuple[Tensor, dict[str, Any]]],
+    records: Iterable[Any],
+    threshold: float,
+    min_voxels: int,
+) -> Iterator[tuple[Tensor, dict[str, Any]]]:
+    """(logits, batch) pairs with small 3-D components removed per volume.
+
+    Streams: a volume is processed and yielded (as one pseudo-batch of its slices)
+    as soon as all its slices have been seen, so memory holds only the volumes in
+    flight. Pixels that post-processing removes get logit -20; kept ones keep theirs.
+    """
+    if min_voxels <= 1:
+        yield from pairs
+        return
+    vols = _Volumes(records)
+    held: dict[str, list[tuple[int, Tensor, dict[str, Any]]]] = defaultdict(list)
+    for logits, batch in pairs:
+        for j, key in enumerate(batch["path"]):
+            vkey, pos = vols.place[key]
+            item = {k: (v[j] if isinstance(v, (list, Tensor)) else v) for k, v in batch.items()}
+            held[vkey].append((pos, logits[j], item))
+            if len(held[vkey]) == vols.size[vkey]:
+                yield _one_volume(held.pop(vkey), threshold, min_voxels)
+    for rest in held.values():  # a loader that skipped samples (limit): still scored
+        yield _one_volume(rest, threshold, min_voxels)
+
+
+def _one_volume(
+    slices: list[tuple[int, Tensor, dict[str, Any]]], threshold: float, min_voxels: int
+) -> tuple[Tensor, dict[str, Any]]:
+    slices.sort(key=lambda s: s[0])
+    logits = torch.stack([s[1] for s in slices])  # S x C x H x W
+    fg = (torch.sigmoid(logits.float()) > threshold).numpy()
+    keep = np.stack(
+        [drop_small_components(fg[:, c], min_voxels) for c in range(fg.shape[1])], axis=1
+    )
+    out = torch.where(torch.from_numpy(keep), logits, torch.full_like(logits, -_LOGIT))
+    items = [s[2] for s in slices]
+    batch: dict[str, Any] = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        batch[k] = torch.stack(vals) if isinstance(vals[0], Tensor) else vals
+    return out, batch
+
+
+def choose_levers(
+    forward: Forward,
+    task: Any,
+    loader: Any,
+    monitor: str,
+    mode: str = "max",
+    sizes: tuple[int, ...] = SIZES,
+) -> tuple[Levers, list[dict[str, Any]]]:
+    """The best :class:`Levers` of a segmenter on ``loader`` (the VAL split) and the table.
+
+    Args:
+        forward: images -> logits of the trained network (eval mode, as it will run).
+        task: the run's segmentation :class:`~braintumor.engine.tasks.Task`.
+        loader: the validation loader (unshuffled, unaugmented).
+        monitor: the metric that selected the epoch (without ``val_``).
+        mode: ``max`` or ``min``.
+    """
+    records = loader.dataset.records
+    table: list[dict[str, Any]] = []
+    for tta in (False, True):
+        run = with_tta(forward, tta)
+        pairs = []
+        with torch.no_grad():
+            for b in loader:  # kept as masks (1 byte a pixel) without the images
+                fg = torch.sigmoid(run(b["image"]).float().cpu()) > task.threshold
+                pairs.append((fg, {k: v for k, v in b.items() if k != "image"}))
+        for size in sizes:
+            ev = task.evaluator(selecting=True)
+            as_logits = ((torch.where(fg, _LOGIT, -_LOGIT), b) for fg, b in pairs)
+            for logits, batch in postprocessed(as_logits, records, task.threshold, size):
+                ev.update(logits, batch)
+            value = ev.compute().get(monitor)
+            table.append({"tta": tta, "min_component_voxels": size, monitor: value})
+    sign = 1.0 if mode == "max" else -1.0
+    base = next(r[monitor] for r in table if not r["tta"] and r["min_component_voxels"] == 0)
+    best = max(table, key=lambda r: sign * (r[monitor] if r[monitor] is not None else -np.inf))
+    if base is None or best[monitor] is None or sign * (best[monitor] - base) <= MIN_GAIN:
+        return Levers(), table
+    return Levers(bool(best["tta"]), int(best["min_component_voxels"])), table
+
+
+__all__ = ["SIZES", "Levers", "choose_levers", "postprocessed", "with_tta"]

@@ -1,0 +1,98 @@
+"""Inference levers chosen on validation: per-volume post-processing and flip TTA."""
+
+from __future__ import annotations
+
+import torch
+
+from braintumor.data.base import Record
+from braintumor.engine.levers import Levers, choose_levers, postprocessed, with_tta
+from braintumor.engine.tasks import create_task
+
+S = 16
+
+
+class _Loader(list):
+    """A list of batches with the ``dataset.records`` the levers read."""
+
+    def __init__(self, batches: list[dict], records: list[Record]) -> None:
+        super().__init__(batches)
+        self.dataset = type("D", (), {"records": records})()
+
+
+def _data(n_patients: int = 3, slices: int = 4, batch: int = 3) -> tuple[_Loader, torch.Tensor]:
+    """Each slice: a 6x6 tumour (truth) at the centre; the 'network' adds a 1-px speck."""
+    records, images, masks = [], [], []
+    for p in range(n_patients):
+        for s in range(slices):
+            records.append(
+                Record(path=f"p{p}/s{s}.tif", patient_id=f"p{p}", extra={"case": f"c{p}", "slice_number": s})
+            )
+            m = torch.zeros(1, S, S)
+            m[0, 5:11, 5:11] = 1
+            img = m.clone()
+            img[0, 1, 14] = 1  # false positive: one pixel, not continued in other slices
+            images.append(img if s % 2 == 0 else m.clone())
+            masks.append(m)
+    order = list(range(len(records)))[::-1]  # volumes arrive out of order, interleaved
+    batches = []
+    for i in range(0, len(order), batch):
+        idx = order[i : i + batch]
+        batches.append(
+            {
+                "image": torch.stack([images[j] for j in idx]),
+                "mask": torch.stack([masks[j] for j in idx]),
+                "patient_id": [records[j].patient_id for j in idx],
+                "path": [records[j].key for j in idx],
+            }
+        )
+    return _Loader(batches, records), torch.stack(masks)
+
+
+def _forward(x: torch.Tensor) -> torch.Tensor:
+    return x * 40 - 20
+
+
+def test_postprocessed_drops_small_components_and_keeps_every_sample() -> None:
+    loader, _ = _data()
+    pairs = [(_forward(b["image"]), b) for b in loader]
+    out = list(postprocessed(pairs, loader.dataset.records, 0.5, min_voxels=10))
+    keys = [k for _, b in out for k in b["path"]]
+    assert sorted(keys) == sorted(r.key for r in loader.dataset.records)
+    for logits, batch in out:
+        fg = torch.sigmoid(logits) > 0.5
+        assert torch.equal(fg, batch["mask"] > 0.5)  # the speck is gone, the tumour kept
+    kept = list(postprocessed(pairs, loader.dataset.records, 0.5, min_voxels=1000))
+    assert all(not (torch.sigmoid(lg) > 0.5).any() for lg, _ in kept)  # tumour too small: dropped
+    assert list(postprocessed(pairs, loader.dataset.records, 0.5, 0)) == pairs
+
+
+def test_choose_levers_takes_postprocessing_only_when_val_gains() -> None:
+    loader, _ = _data()
+    task = create_task("segmentation", ["tumor"], 0.5)
+    levers, table = choose_levers(_forward, task, loader, "dice_per_patient_mean")
+    assert levers.min_component_voxels in {10, 40, 160} and not levers.tta
+    assert len(table) == 12
+    # A network without false positives gains nothing: no lever switched on.
+    clean = _Loader(
+        [{**b, "image": b["mask"].clone()} for b in loader], loader.dataset.records
+    )
+    assert choose_levers(_forward, task, clean, "dice_per_patient_mean")[0] == Levers()
+
+
+def test_with_tta_averages_the_flip_and_returns_logits() -> None:
+    x = torch.zeros(1, 1, 4, 4)
+    x[..., 0] = 1.0  # left column only
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        return t * 8 - 4
+
+    out = torch.sigmoid(with_tta(net, True)(x))
+    ref = (torch.sigmoid(net(x)) + torch.sigmoid(net(torch.flip(x, (-1,)))).flip(-1)) / 2
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert with_tta(net, False) is net
+
+
+def test_levers_from_card_defaults_to_off() -> None:
+    assert Levers.from_card({}) == Levers()
+    lv = Levers.from_card({"inference": {"tta": True, "min_component_voxels": 40}})
+    assert lv == Levers(True, 40) and lv.any and lv.as_dict()["min_component_voxels"] == 40
