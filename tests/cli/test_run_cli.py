@@ -270,7 +270,7 @@ def test_models_lists_the_registry() -> None:
 def test_cv_summary_is_printed_as_mean_and_std() -> None:
     from rich.console import Console
 
-    from braintumor.cli.run_cmds import print_cv_summary
+    from braintumor.cli.tables import print_cv_summary
     from braintumor.engine.crossval import summarize_folds
 
     summary = {"folds": 2, "metrics": summarize_folds([{"dice": 0.5}, {"dice": 0.7}])}

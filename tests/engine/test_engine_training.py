@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from braintumor.config import Config, load_config
 from braintumor.engine.evaluate import evaluate_run
-from braintumor.engine.tasks import ClassificationEvaluator, Evaluator
+from braintumor.engine.evaluators import ClassificationEvaluator, Evaluator
 from braintumor.engine.train import train
 from braintumor.errors import ConfigError
 from braintumor.inference.predictor import Predictor

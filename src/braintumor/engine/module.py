@@ -17,10 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
+from braintumor.engine.evaluators import Evaluator
 from braintumor.engine.schedule import build_scheduler
 from braintumor.engine.tasks import (
     COUNT_KEYS,
-    Evaluator,
     Task,
     scalar_metrics,
 )

@@ -17,7 +17,7 @@ from braintumor.data.splits import load_splits
 from braintumor.explain import explain_image
 from braintumor.figures.overlay import enlarge, heatmap_rgb, montage, overlay_rgb, with_legend
 from braintumor.inference.predictor import Predictor
-from braintumor.metrics.segmentation import confusion_counts, scores_from_counts
+from braintumor.metrics.counts import confusion_counts, scores_from_counts
 
 Case = tuple[np.ndarray, str]
 
