@@ -85,6 +85,10 @@ class TrainerConfig:
     # Exponential moving average of the weights (e.g. 0.99 per step); validation, the
     # checkpoint and the saved model use the average. 0 disables.
     ema_decay: float = 0.0
+    # Segmentation: "val" chooses flip TTA and the smallest 3-D component kept per volume
+    # on the validation split once training ends (engine/levers.py); the model card
+    # records the choice and evaluation / prediction apply it. "off": neither.
+    levers: str = "off"
     log_every_n_steps: int = 10
     progress: bool = True
     deterministic: bool = False

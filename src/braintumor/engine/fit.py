@@ -23,6 +23,7 @@ from braintumor.data import DatasetFormat, Record
 from braintumor.engine.checks import build_model, check_memory, probe_model
 from braintumor.engine.data import build_data, class_weights, open_format, subsample
 from braintumor.engine.evaluate import evaluate_model, pick_device
+from braintumor.engine.levers import Levers, select_on_val
 from braintumor.engine.guards import FiniteLossGuard
 from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_checkpoint, read_progress
@@ -167,13 +168,13 @@ def fit_run(
     # The run is trained: its checkpoints (best, resume) are not part of the run folder.
     shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
+    device, runtime = pick_device(cfg.trainer.accelerator), runs.runtime_settings(cfg)
+    levers = Levers()
+    if cfg.task == "segmentation" and cfg.trainer.levers == "val":
+        levers, table = select_on_val(model, task, val_loader, device, runtime)
+        selected["levers"] = {**levers.as_dict(), "val_table": table}
     metrics = evaluate_model(
-        model,
-        task,
-        test_loader,
-        plain_loss,
-        device=pick_device(cfg.trainer.accelerator),
-        runtime=runs.runtime_settings(cfg),
+        model, task, test_loader, plain_loss, device=device, runtime=runtime, levers=levers
     )
     metrics.update(
         split="test",
@@ -183,7 +184,7 @@ def fit_run(
         epochs_trained=trainer.current_epoch,
         **selected,
     )
-    _write_outputs(cfg, out, model, task, data, module.history, metrics)
+    _write_outputs(cfg, out, model, task, data, module.history, metrics, levers)
     return metrics
 
 
@@ -234,6 +235,7 @@ def _write_outputs(
     data: Any,
     history: list[dict[str, float]],
     metrics: dict[str, Any],
+    levers: Levers,
 ) -> None:
     from braintumor.figures.plots import plot_confusion_matrix, plot_learning_curves
 
@@ -247,6 +249,7 @@ def _write_outputs(
         crop=data.crop,
         params=metrics["params"],
         metrics={k: metrics.get(k) for k in task.headline},
+        inference=levers.as_dict() if levers.any else None,
     )
     model.cpu()
     runs.save_run_model(out, model, card)

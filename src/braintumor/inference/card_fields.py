@@ -60,8 +60,13 @@ def make_card(
     crop: bool,
     metrics: dict[str, Any] | None = None,
     params: int | None = None,
+    inference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The model card (``model.json``) of a run."""
+    """The model card (``model.json``) of a run.
+
+    ``inference``: the levers chosen on validation (``engine/levers.py``: flip TTA,
+    smallest 3-D component kept), which evaluation and prediction apply; absent: none.
+    """
 
     return {
         "name": cfg.model.name,
@@ -78,6 +83,7 @@ def make_card(
         "runtime": runtime_settings(cfg),
         "params": params,
         "metrics": metrics or {},
+        **({"inference": dict(inference)} if inference else {}),
         "braintumor_version": __version__,
         "created": None,
     }
