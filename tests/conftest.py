@@ -26,6 +26,9 @@ def _isolated_cache(
 ) -> None:
     # Keep the preprocessing cache out of the user's home during tests.
     monkeypatch.setenv("BRAINTUMOR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    # Tests compare predictions with eager fp32 to ~1e-6: they run eager unless they ask
+    # for a backend (tests/inference/test_fast_path.py covers the default, auto).
+    monkeypatch.setenv("BRAINTUMOR_BACKEND", "eager")
 
 
 @pytest.fixture

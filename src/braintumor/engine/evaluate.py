@@ -36,34 +36,39 @@ def evaluate_model(
     loss_fn: nn.Module | None = None,
     device: torch.device | str = "cpu",
     runtime: dict[str, str] | None = None,
+    backend: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on every sample of ``loader`` (plus ``loss`` and ``n``).
 
-    ``runtime`` (a model card's: precision, memory format) runs the network as it
-    was trained; None runs eager fp32.
+    ``runtime`` (a model card's: precision, memory format) says how the network was
+    trained; None: eager fp32. On a CPU it runs in the fastest fp32 variant that
+    agrees with eager fp32 on the first batch (channels-last or ONNX Runtime, equal to
+    ~1e-6, so reported metrics reproduce; :class:`~braintumor.inference.backends.Runtime`);
+    bf16 only where the run was trained in it. ``backend``: ``eager`` / ``onnxruntime``
+    / ``auto`` (see there).
     """
-    from braintumor.precision import (
-        as_layout,
-        autocast_dtype,
-        resolve_precision,
-        set_layout,
-        use_channels_last,
-    )
+    from braintumor.inference.backends import Runtime
+    from braintumor.precision import set_layout
 
     was_training = model.training
     model.eval().to(device)
     device = torch.device(device)
-    runtime = runtime or {}
-    accelerator = "cpu" if device.type == "cpu" else "gpu"
-    dtype = autocast_dtype(resolve_precision(runtime.get("precision", "32-true"), accelerator))
-    channels_last = use_channels_last(model, runtime.get("memory_format", "contiguous"))
-    set_layout(model, channels_last)
+    network = Runtime(
+        model,
+        task.name,
+        device,
+        runtime or {"precision": "32-true", "memory_format": "contiguous"},
+        backend=backend,
+        threshold=float(getattr(task, "threshold", 0.5)),
+        memory_format="contiguous",
+        label="evaluation",
+        bf16=False,
+    )
     ev = task.evaluator()
     total, n = 0.0, 0
     for batch in loader:
-        x = as_layout(batch["image"].to(device, non_blocking=True), channels_last)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(x).float()
+        x = batch["image"].to(device, non_blocking=True)
+        logits = network(x.float())
         b = x.shape[0]
         if loss_fn is not None:
             target = task.target(batch).to(device)

@@ -1,24 +1,71 @@
-"""Inference runtimes for :class:`~braintumor.inference.predictor.Predictor`.
+"""Inference runtimes: how a trained network runs for ``predict``, ``pipeline``,
+``evaluate`` and ``serve`` (:class:`Runtime`, used by
+:class:`~braintumor.inference.predictor.Predictor` and
+:func:`~braintumor.engine.evaluate.evaluate_model`).
 
-- ``eager``: the PyTorch module, with the card's precision and memory layout.
-- ``onnxruntime``: the network exported to ONNX (fp32, :mod:`braintumor.serve.export`)
-  and run by ONNX Runtime on the CPU. Optional: when onnxruntime is missing or a
-  model does not export, the predictor says so in one line and runs eager.
-- ``auto``: both, timed on one batch at the card's image size; the faster one is kept.
+Variants (each returns the network's logits):
 
-An export costs seconds, so a Predictor makes it once (in memory, no file left
-behind) and reuses the session for every batch.
+- ``eager fp32`` in the card's memory layout: the reference;
+- ``eager fp32 channels-last``, where the card's layout is contiguous (same arithmetic,
+  reordered: equal to ~1e-6);
+- ``eager bf16`` autocast, in either layout: only where the CPU runs bfloat16 natively
+  (:func:`~braintumor.precision.cpu_has_bf16`);
+- ``onnxruntime fp32``: the network exported to ONNX (the graph of
+  :mod:`braintumor.serve.export`) and run by ONNX Runtime on the CPU. An export costs
+  0.2-2 s, so it is made once per runtime (in memory, no file left behind).
+
+``backend`` chooses:
+
+- ``auto`` (the default on a CPU): every variant above is timed on the first real
+  batch (its first :data:`CALIBRATION_ITEMS` images; a warm-up call, then the best of
+  two timed calls; a variant 3x slower than the best so far is not timed further), and
+  the fastest *eligible* one runs from then on. Contiguous layouts are tried only where
+  the card's layout is contiguous (channels-last is the faster for the project's conv
+  nets, :mod:`braintumor.precision`). ONNX Runtime is tried only where eager's best is
+  less than :data:`ORT_WORTH_TRYING` times the reference (measured: it wins only where
+  bf16/channels-last gain little; this keeps its 0.2-2 s export out of the calibration
+  of the networks it never wins on). Calibration
+  costs a few forward passes of :data:`CALIBRATION_ITEMS` images, once per runtime;
+  a decision for a run folder is remembered in memory (per weights file, input
+  shape and thread count), so a process loading the same run again does not time
+  it again. A run trained in bf16 (the card's ``runtime.precision``), or an explicit
+  ``precision``, pins the precision: eager, as trained, no timing.
+- ``eager``: the card's precision and memory layout, as trained.
+- ``onnxruntime``: ONNX Runtime, or eager after one line saying why it cannot.
+
+The default is ``$BRAINTUMOR_BACKEND`` when set (e.g. ``eager`` for exact
+reproduction), else the card's ``runtime.backend``, else ``auto``. On a GPU the
+network runs eager as the card says (no timing).
+
+Tolerance (eligibility): a variant runs only if, on the calibration batch, its
+output agrees with eager fp32's:
+
+- segmentation: the masks at the run's threshold agree on >= 0.999 of the pixels
+  (:data:`SEG_MASK_AGREEMENT`) and no probability moves by more than 0.05
+  (:data:`SEG_PROB_ATOL`);
+- classification: the same predicted class for every image and no probability moves
+  by more than 0.02 (:data:`CLS_PROB_ATOL`).
+
+The check is made on the real images being predicted (a smooth random image when
+:meth:`Runtime.calibrate` is called without any), so it holds there exactly and
+elsewhere as far as that batch is typical. The reference is always eligible, so
+auto never runs anything worse than eager fp32. ``evaluate`` (reported metrics)
+uses only the fp32 variants, whose outputs equal eager fp32's to ~1e-6.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,39 +144,289 @@ def seconds_per_batch(run: Callable[[], Any], repeats: int = 2) -> float:
     return best
 
 
-def choose_backend(predictor: Any, backend: str | None) -> str:
-    """Resolve ``eager`` / ``onnxruntime`` / ``auto`` for a Predictor and install the
-    chosen network as ``predictor._network``; returns the runtime that runs."""
-    from braintumor.errors import ConfigError
+# Tolerance of a fast variant against eager fp32 on the calibration batch (see above).
+SEG_MASK_AGREEMENT = 0.999
+SEG_PROB_ATOL = 0.05
+CLS_PROB_ATOL = 0.02
+CALIBRATION_ITEMS = 8  # images of the first batch that calibration times and checks
+# ONNX Runtime runs fp32 at <= ~1.7x eager fp32 (benchmarks/speed.py, BENCHMARKS.md): it
+# won only where eager's best gained < 1.6x (improved_unet, attention_unet, alexnet).
+ORT_WORTH_TRYING = 1.6
+ENV_BACKEND = "BRAINTUMOR_BACKEND"
 
-    card = predictor.card
-    choice = backend or (card.get("runtime") or {}).get("backend", "eager")
-    if choice not in BACKENDS:
-        raise ConfigError(f"unknown backend {choice!r}; use one of: {', '.join(BACKENDS)}")
-    if choice == "eager" or predictor.device.type != "cpu":
-        return "eager"
-    # The network's own input channels (2.5D runs stack neighbours onto the card's).
-    channels = int(card.get("in_channels", predictor.channels))
-    size = predictor.image_size
-    ort = try_onnx(predictor.model, channels, size, str(card.get("name", "this model")))
-    if ort is None:
-        return "eager"
-    if choice == "auto":
-        batch = np.random.default_rng(0).random((16, channels, size, size)).astype(np.float32)
-        eager = seconds_per_batch(lambda: predictor._forward(batch))
-        predictor._network = ort
-        if seconds_per_batch(lambda: predictor._forward(batch)) >= eager:
-            predictor._network = predictor.model
-            return "eager"
-    predictor._network = ort
-    return "onnxruntime"
+_log = logging.getLogger(__name__)
+_DECISIONS: dict[tuple[Any, ...], Variant] = {}  # calibration results, per process
+
+_PRECISION_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run a network: engine, precision, memory layout."""
+
+    engine: str  # "eager" | "onnxruntime"
+    precision: str = "32-true"
+    channels_last: bool = False
+
+    @property
+    def name(self) -> str:
+        """``eager bf16 channels-last``, ``onnxruntime fp32``, ..."""
+        text = f"{self.engine} {_PRECISION_NAMES.get(self.precision, self.precision)}"
+        return text + (" channels-last" if self.engine == "eager" and self.channels_last else "")
+
+
+def agreement(task: str, threshold: float, ref: torch.Tensor, out: torch.Tensor) -> str | None:
+    """None when logits ``out`` agree with the reference logits ``ref`` within the
+    tolerance (see the module docstring), else why not."""
+    from braintumor.inference.predictor import probabilities
+
+    if out.shape != ref.shape:
+        return f"output shape {tuple(out.shape)} != {tuple(ref.shape)}"
+    p, q = probabilities(task, ref), probabilities(task, out)
+    if not bool(torch.isfinite(q).all()):
+        return "non-finite output"
+    moved = float((p - q).abs().max())
+    if task == "classification":
+        if not torch.equal(p.argmax(1), q.argmax(1)):
+            return "a predicted class differs"
+        return None if moved <= CLS_PROB_ATOL else f"max |dprob| {moved:.3g} > {CLS_PROB_ATOL}"
+    agree = float(((p > threshold) == (q > threshold)).float().mean())
+    if agree < SEG_MASK_AGREEMENT:
+        return f"mask agreement {agree:.4f} < {SEG_MASK_AGREEMENT}"
+    return None if moved <= SEG_PROB_ATOL else f"max |dprob| {moved:.3g} > {SEG_PROB_ATOL}"
+
+
+def smooth_batch(n: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random images in [0, 1] (8 x 8 noise, bicubic-upsampled): a calibration
+    input closer to a scan than white noise, for when no real batch is at hand."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, channels, 8, 8, generator=g)
+    up = nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    return up.clamp(0, 1)
+
+
+def _has_weights(model: nn.Module) -> bool:
+    return any(True for _ in model.parameters())
+
+
+class Runtime:
+    """A network as a logits function, run in the variant ``backend`` selects.
+
+    Args:
+        model: the network (eval mode; its memory layout is set here).
+        task: ``classification`` or ``segmentation`` (for the tolerance check).
+        device: where it runs.
+        runtime: the card's ``runtime`` (precision, memory format, backend).
+        precision: an explicit precision (pins eager at that precision).
+        backend: ``eager`` / ``onnxruntime`` / ``auto``; default: see the module docstring.
+        threshold: the run's mask threshold (segmentation tolerance).
+        memory_format: the layout when the card has none.
+        input_shape: ``(channels, size)`` of the network's input; an explicit
+            ``onnxruntime`` exports at construction and needs it.
+        label: the model's name for notes.
+        cache_key: identifies the weights (e.g. the run's weights file and its mtime) for
+            the in-memory decision cache; None: no caching.
+        bf16: whether ``auto`` may choose bf16 variants (``evaluate`` does not).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str,
+        device: torch.device,
+        runtime: dict[str, Any] | None = None,
+        *,
+        precision: str | None = None,
+        backend: str | None = None,
+        threshold: float = 0.5,
+        memory_format: str = "auto",
+        input_shape: tuple[int, int] | None = None,
+        label: str = "this model",
+        cache_key: tuple[Any, ...] | None = None,
+        bf16: bool = True,
+    ) -> None:
+        from braintumor.errors import ConfigError
+        from braintumor.precision import resolve_precision, use_channels_last
+
+        runtime = runtime or {}
+        self.model, self.task, self.device = model, task, torch.device(device)
+        self.threshold, self.label, self.bf16 = float(threshold), label, bf16
+        self.input_shape = input_shape
+        choice = backend or os.environ.get(ENV_BACKEND) or runtime.get("backend") or "auto"
+        if choice not in BACKENDS:
+            raise ConfigError(f"unknown backend {choice!r}; use one of: {', '.join(BACKENDS)}")
+        accelerator = "cpu" if self.device.type == "cpu" else "gpu"
+        trained = str(runtime.get("precision", "32-true"))
+        resolved = resolve_precision(precision or trained, accelerator)
+        layout = use_channels_last(model, runtime.get("memory_format", memory_format))
+        self.reference = Variant("eager", "32-true", layout)
+        self.variant = Variant("eager", resolved, layout)
+        self.note: str | None = None  # why a variant was refused, for the log
+        self._ort: OrtModule | None = None
+        self._lock = threading.Lock()
+        pinned = precision is not None or trained not in ("32-true", "32")
+        self._key = None if cache_key is None else (*cache_key, torch.get_num_threads(), bf16)
+        self.pending = (
+            choice == "auto" and self.device.type == "cpu" and not pinned and _has_weights(model)
+        )
+        if choice == "onnxruntime" and self.device.type == "cpu":
+            channels, size = input_shape or (1, 0)
+            self._ort = try_onnx(model, channels, size, label)
+            if self._ort is not None:
+                self.variant = Variant("onnxruntime")
+        self._install(self.variant)
+
+    @property
+    def name(self) -> str:
+        """What runs: ``auto (not calibrated yet)`` until the first batch, then the variant."""
+        return "auto (not calibrated yet)" if self.pending else self.variant.name
+
+    def _install(self, variant: Variant) -> None:
+        from braintumor.precision import set_layout
+
+        if variant.engine == "eager":
+            set_layout(self.model, variant.channels_last)
+        self.variant = variant
+
+    @torch.no_grad()
+    def _run(self, variant: Variant, x: torch.Tensor) -> torch.Tensor:
+        from braintumor.precision import as_layout, autocast_dtype
+
+        if variant.engine == "onnxruntime":
+            assert self._ort is not None
+            return self._ort(x.contiguous()).float()  # ORT takes NCHW
+        dtype = autocast_dtype(variant.precision)
+        with torch.autocast(
+            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        ):
+            return self.model(as_layout(x, variant.channels_last)).float()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (fp32) of a batch; the first call under ``auto`` calibrates on it."""
+        if self.pending:
+            with self._lock:  # a service's concurrent first requests calibrate once
+                if self.pending:
+                    self.calibrate(x)
+        return self._run(self.variant, x)
+
+    def _candidates(self) -> list[Variant]:
+        from braintumor.precision import cpu_has_bf16
+
+        ref = self.reference
+        layouts = [ref.channels_last]  # and channels-last for any network with convolutions
+        if not ref.channels_last and any(
+            isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in self.model.modules()
+        ):
+            layouts.append(True)
+        out = [Variant("eager", "32-true", cl) for cl in layouts]
+        if self.bf16 and cpu_has_bf16():
+            out += [Variant("eager", "bf16-mixed", cl) for cl in layouts]
+        return out
+
+    def _timed(self, variant: Variant, x: torch.Tensor, best: float) -> float:
+        """Best of two timed calls; the second is skipped for a clear loser."""
+        first = _seconds(lambda: self._run(variant, x))
+        if first > 1.5 * best:
+            return first
+        return min(first, _seconds(lambda: self._run(variant, x)))
+
+    def calibrate(self, batch: torch.Tensor | None = None) -> Variant:
+        """Time the candidate variants on (the first images of) ``batch`` and keep the
+        fastest eligible one. Without a batch: smooth random images of
+        ``input_shape``."""
+        if batch is None:
+            channels, size = self.input_shape or (1, 64)
+            batch = smooth_batch(CALIBRATION_ITEMS, channels, size).to(self.device)
+        x = batch[:CALIBRATION_ITEMS]
+        key = None if self._key is None else (*self._key, tuple(x.shape[1:]))
+        cached = _DECISIONS.get(key) if key is not None else None
+        if cached is not None and (cached.engine == "eager" or self._build_ort(x)):
+            self._install(cached)
+            self.pending = False
+            return cached
+        started = time.perf_counter()
+        ref = self.reference
+        self._install(ref)
+        want = self._run(ref, x)  # the warm-up call gives the reference output
+        timings = {ref: self._timed(ref, x, float("inf"))}
+        refused: list[str] = []
+
+        def consider(variant: Variant) -> None:
+            self._install(variant)
+            start = time.perf_counter()
+            got = self._run(variant, x)  # the warm-up call, checked against the reference
+            warm_up = time.perf_counter() - start
+            why = agreement(self.task, self.threshold, want, got)
+            if why is not None:
+                refused.append(f"{variant.name}: {why}")
+                return
+            if warm_up > 3 * min(timings.values()):
+                return  # a clear loser even allowing for its one-time set-up
+            timings[variant] = self._timed(variant, x, min(timings.values()))
+
+        for variant in self._candidates()[1:]:
+            consider(variant)
+        if timings[ref] / min(timings.values()) < ORT_WORTH_TRYING and self._build_ort(x):
+            consider(Variant("onnxruntime"))
+        best = min(timings, key=lambda v: timings[v])
+        _log.debug("%s: %s", self.label, {v.name: round(t, 4) for v, t in timings.items()})
+        self._install(best)
+        self.pending = False
+        self.note = "; ".join(refused) or None
+        if key is not None:
+            _DECISIONS[key] = best
+        _log.info(
+            "%s: %s (%.0f img/s vs %.0f eager fp32; calibrated in %.2f s%s)",
+            self.label,
+            best.name,
+            len(x) / timings[best],
+            len(x) / timings[ref],
+            time.perf_counter() - started,
+            f"; refused {self.note}" if self.note else "",
+        )
+        return best
+
+    def _build_ort(self, x: torch.Tensor) -> bool:
+        """An ONNX Runtime session at ``x``'s shape, quietly (auto: just no candidate)."""
+        if self._ort is not None:
+            return True
+        if self.device.type != "cpu":
+            return False
+        try:
+            self._ort = onnx_module(
+                self.model, int(x.shape[1]), int(x.shape[-1]), torch.get_num_threads()
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure only means: no ORT here
+            _log.info("%s: ONNX Runtime not a candidate (%s)", self.label, exc)
+            return False
+        finally:
+            self._install(self.variant)  # the export may have moved the weights' layout
+        return True
+
+
+def _seconds(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def forget_decisions() -> None:
+    """Empty the in-memory calibration cache (tests; a changed machine)."""
+    _DECISIONS.clear()
 
 
 __all__ = [
     "BACKENDS",
+    "CLS_PROB_ATOL",
+    "SEG_MASK_AGREEMENT",
+    "SEG_PROB_ATOL",
     "OrtModule",
-    "choose_backend",
+    "Runtime",
+    "Variant",
+    "agreement",
+    "forget_decisions",
     "onnx_module",
     "seconds_per_batch",
+    "smooth_batch",
     "try_onnx",
 ]

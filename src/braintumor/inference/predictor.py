@@ -26,23 +26,16 @@ from braintumor.data.intensity import apply_volume_scale, volume_scale
 from braintumor.data.preprocess import one_thread, prepare_sample
 from braintumor.data.stacking import stack_neighbours, volume_neighbours
 from braintumor.errors import ConfigError, DataError
-from braintumor.inference.backends import choose_backend
+from braintumor.inference.backends import Runtime
 from braintumor.inference.batching import (  # padding_box, to_original_grid: re-exported
     padding_box,
     prepare_batch,
     restore_batch,
     to_original_grid,
 )
-from braintumor.inference.runs import card_intensity, load_run
+from braintumor.inference.runs import WEIGHTS_FILE, card_intensity, load_run
 from braintumor.inference.scans import ScanInput
 from braintumor.inference.tta import flip_tta
-from braintumor.precision import (
-    as_layout,
-    autocast_dtype,
-    resolve_precision,
-    set_layout,
-    use_channels_last,
-)
 
 TASKS = ("classification", "segmentation")
 __all__ = ["Predictor", "padding_box", "pick_device", "probabilities", "to_original_grid"]
@@ -74,9 +67,11 @@ def _flair_channel(card: dict[str, Any]) -> int:
 class Predictor:
     """A trained model plus its preprocessing.
 
-    The network runs as the card's ``runtime`` says it was trained (precision,
-    memory layout; see :mod:`braintumor.precision`); ``precision="32-true"`` forces
-    eager fp32 (e.g. to compare).
+    On a CPU the network runs in the fastest variant that gives eager fp32's output
+    within the stated tolerance (bf16, channels-last and/or ONNX Runtime, timed on the
+    first batch: :mod:`braintumor.inference.backends`); a run trained in bf16 runs as
+    trained; ``precision="32-true"`` forces eager fp32 (e.g. to compare).
+    :attr:`runtime` names what runs.
 
     Args:
         model: the network.
@@ -84,10 +79,12 @@ class Predictor:
         device: where to run; default CUDA when available.
         precision: override the card's precision.
         tta: flip test-time augmentation.
-        backend: ``eager``, ``onnxruntime`` or ``auto`` (the faster of the two on one
-            batch); default the card's ``runtime.backend``, else eager. ONNX Runtime runs
-            the fp32 graph on the CPU and falls back to eager, in one line, where it
-            cannot (see :mod:`braintumor.inference.backends`).
+        backend: ``auto`` (the default on a CPU: the fastest exact-enough variant),
+            ``eager`` (the card's precision and layout, as trained) or ``onnxruntime``
+            (the fp32 graph; eager after one line where it cannot run); default
+            ``$BRAINTUMOR_BACKEND``, else the card's ``runtime.backend``, else auto.
+        cache_key: identifies the weights for the in-memory calibration cache
+            (:meth:`from_run` passes the weights file and its mtime).
     """
 
     def __init__(
@@ -98,12 +95,12 @@ class Predictor:
         precision: str | None = None,
         tta: bool = False,
         backend: str | None = None,
+        cache_key: tuple[Any, ...] | None = None,
     ) -> None:
         self.card = card
         self.tta = tta  # flip test-time augmentation (inference.tta)
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
-        self._setup_runtime(precision)
         if card["task"] not in TASKS:
             raise ConfigError(f"unknown task {card['task']!r}; use one of: {', '.join(TASKS)}")
         self.task_name = str(card["task"])
@@ -117,8 +114,20 @@ class Predictor:
         self.neighbours = int(pre.get("neighbours", 0))
         self.flair_channel = _flair_channel(card)
         self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
-        self._network = self.model  # what _forward calls: eager or an ORT session
-        self.backend = choose_backend(self, backend)
+        # Cards written before these settings existed ran in fp32, NCHW.
+        self._runtime = Runtime(
+            self.model,
+            self.task_name,
+            self.device,
+            card.get("runtime"),
+            precision=precision,
+            backend=backend,
+            threshold=self._threshold,
+            # The network's own input channels (2.5D runs stack neighbours onto the card's).
+            input_shape=(int(card.get("in_channels", self.channels)), self.image_size),
+            label=str(card.get("name", "this model")),
+            cache_key=cache_key,
+        )
 
     @classmethod
     def from_run(
@@ -130,17 +139,39 @@ class Predictor:
         backend: str | None = None,
     ) -> Predictor:
         run = load_run(run_dir)
-        return cls(run.model, run.card, device, precision, tta, backend)
+        weights = run.path / WEIGHTS_FILE
+        stamp = weights.stat().st_mtime_ns if weights.is_file() else None
+        key = (str(weights.resolve()), stamp)
+        return cls(run.model, run.card, device, precision, tta, backend, cache_key=key)
 
-    def _setup_runtime(self, precision: str | None) -> None:
-        # Cards written before these settings existed ran in fp32, NCHW.
-        runtime = self.card.get("runtime") or {}
-        accelerator = "cpu" if self.device.type == "cpu" else "gpu"
-        self.precision = resolve_precision(
-            precision or runtime.get("precision", "32-true"), accelerator
-        )
-        self.channels_last = use_channels_last(self.model, runtime.get("memory_format", "auto"))
-        set_layout(self.model, self.channels_last)
+    @property
+    def runtime(self) -> str:
+        """What runs the network: e.g. ``eager bf16 channels-last``, ``onnxruntime fp32``
+        (``auto (not calibrated yet)`` before the first batch)."""
+        return self._runtime.name
+
+    @property
+    def backend(self) -> str:
+        """``eager`` or ``onnxruntime`` (``auto`` before the first batch calibrates)."""
+        return "auto" if self._runtime.pending else self._runtime.variant.engine
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in (resolved; fp32 for ONNX Runtime)."""
+        return self._runtime.variant.precision
+
+    @property
+    def channels_last(self) -> bool:
+        return self._runtime.variant.channels_last
+
+    def calibrate(self, batch: np.ndarray | None = None) -> str:
+        """Choose the variant now (``auto``), on a prepared N x C x S x S ``batch`` or on
+        smooth random images; otherwise it happens on the first batch predicted.
+        Returns :attr:`runtime`."""
+        if self._runtime.pending:
+            x = None if batch is None else torch.from_numpy(np.ascontiguousarray(batch))
+            self._runtime.calibrate(None if x is None else x.to(self.device))
+        return self.runtime
 
     @property
     def names(self) -> list[str]:
@@ -220,17 +251,9 @@ class Predictor:
     @torch.no_grad()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        x = as_layout(x, self.channels_last)
-        dtype = autocast_dtype(self.precision)
 
         def run(t: torch.Tensor) -> torch.Tensor:
-            if self._network is not self.model:  # ONNX Runtime: fp32 (it takes NCHW)
-                return probabilities(self.task_name, self._network(t))
-            with torch.autocast(
-                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-            ):
-                logits = self.model(t)
-            return probabilities(self.task_name, logits.float())
+            return probabilities(self.task_name, self._runtime(t))
 
         if self.tta:
             return flip_tta(run, x, spatial=not self.is_classification).cpu()
