@@ -22,6 +22,7 @@ from braintumor.data.intensity import rescale_intensity
 from braintumor.data.registry import intensity_scale
 from braintumor.data.splits import load_splits
 from braintumor.engine.data import SPLITS, make_loader, open_format, output_names
+from braintumor.engine.levers import Levers, postprocessed, with_tta
 from braintumor.engine.tasks import Task, create_task
 from braintumor.errors import ConfigError, DataError
 from braintumor.inference.predictor import pick_device
@@ -37,8 +38,13 @@ def evaluate_model(
     device: torch.device | str = "cpu",
     runtime: dict[str, str] | None = None,
     backend: str | None = None,
+    levers: Levers | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on every sample of ``loader`` (plus ``loss`` and ``n``).
+
+    ``levers`` (segmentation; a card's ``inference`` entry, see
+    :mod:`braintumor.engine.levers`): flip TTA and per-volume removal of small 3-D
+    components, applied before the metrics; the loss is that of the plain network.
 
     ``runtime`` (a model card's: precision, memory format) says how the network was
     trained; None: eager fp32. On a CPU it runs in the fastest fp32 variant that
@@ -47,13 +53,56 @@ def evaluate_model(
     bf16 only where the run was trained in it. ``backend``: ``eager`` / ``onnxruntime``
     / ``auto`` (see there).
     """
-    from braintumor.inference.backends import Runtime
     from braintumor.precision import set_layout
 
     was_training = model.training
     model.eval().to(device)
     device = torch.device(device)
-    network = Runtime(
+    network = evaluation_runtime(model, task, device, runtime, backend)
+    levers = levers or Levers()
+    forward = with_tta(network, levers.tta) if task.name == "segmentation" else network
+    ev = task.evaluator()
+    total, n = 0.0, 0
+
+    def outputs() -> Any:
+        nonlocal total, n
+        for batch in loader:
+            x = batch["image"].to(device, non_blocking=True).float()
+            logits = forward(x)
+            b = x.shape[0]
+            if loss_fn is not None:
+                plain = network(x) if levers.tta else logits
+                target = task.target(batch).to(device)
+                total += float(loss_fn.to(device)(plain, target)) * b
+            n += b
+            yield logits.cpu(), batch
+
+    records = getattr(loader.dataset, "records", [])
+    for logits, batch in postprocessed(
+        outputs(), records, task.threshold, levers.min_component_voxels
+    ):
+        ev.update(logits, batch)
+    model.train(was_training)
+    set_layout(model, False)
+    metrics = ev.compute()
+    return {
+        **({"loss": total / n if n else None} if loss_fn is not None else {}),
+        **metrics,
+        "n": n,
+    }
+
+
+def evaluation_runtime(
+    model: nn.Module,
+    task: Task,
+    device: torch.device,
+    runtime: dict[str, str] | None,
+    backend: str | None = None,
+) -> Any:
+    """The network as evaluation runs it (fp32 variants only: metrics reproduce)."""
+    from braintumor.inference.backends import Runtime
+
+    return Runtime(
         model,
         task.name,
         device,
@@ -64,25 +113,6 @@ def evaluate_model(
         label="evaluation",
         bf16=False,
     )
-    ev = task.evaluator()
-    total, n = 0.0, 0
-    for batch in loader:
-        x = batch["image"].to(device, non_blocking=True)
-        logits = network(x.float())
-        b = x.shape[0]
-        if loss_fn is not None:
-            target = task.target(batch).to(device)
-            total += float(loss_fn.to(device)(logits, target)) * b
-        ev.update(logits.cpu(), batch)
-        n += b
-    model.train(was_training)
-    set_layout(model, False)
-    metrics = ev.compute()
-    return {
-        **({"loss": total / n if n else None} if loss_fn is not None else {}),
-        **metrics,
-        "n": n,
-    }
 
 
 def saved_split(run: Path, records: list[Record], split: str) -> list[Record]:
@@ -209,6 +239,7 @@ def evaluate_run(
         loss_fn,
         device=pick_device(device or cfg.trainer.accelerator),
         runtime=card.get("runtime"),
+        levers=Levers.from_card(card) if card.get("task") == "segmentation" else None,
     )
     metrics.update(
         split=split_used,

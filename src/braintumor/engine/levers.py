@@ -169,4 +169,27 @@ def choose_levers(
     return Levers(bool(best["tta"]), int(best["min_component_voxels"])), table
 
 
-__all__ = ["SIZES", "Levers", "choose_levers", "postprocessed", "with_tta"]
+def select_on_val(
+    model: torch.nn.Module,
+    task: Any,
+    val_loader: Any,
+    device: torch.device,
+    runtime: dict[str, str] | None,
+) -> tuple[Levers, list[dict[str, Any]]]:
+    """:func:`choose_levers` for a trained network, run as evaluation runs it."""
+    from braintumor.engine.evaluate import evaluation_runtime
+    from braintumor.precision import set_layout
+
+    model.eval().to(device)
+    network = evaluation_runtime(model, task, device, runtime)
+
+    def forward(x: Tensor) -> Tensor:
+        return network(x.to(device).float()).cpu()
+
+    try:
+        return choose_levers(forward, task, val_loader, task.monitor, task.monitor_mode)
+    finally:
+        set_layout(model, False)
+
+
+__all__ = ["SIZES", "Levers", "choose_levers", "postprocessed", "select_on_val", "with_tta"]

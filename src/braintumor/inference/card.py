@@ -105,7 +105,23 @@ def _problems(card: dict[str, Any]) -> list[str]:
         )
     if task == "classification" and card["num_classes"] < 2:
         problems.append("a classifier needs num_classes >= 2")
-    return problems + _registry_problems(card)
+    return problems + _inference_problems(card) + _registry_problems(card)
+
+
+def _inference_problems(card: dict[str, Any]) -> list[str]:
+    """The optional ``inference`` levers (engine/levers.py) must be well-formed."""
+    lev = card.get("inference")
+    if lev is None:
+        return []
+    if not isinstance(lev, dict):
+        return ["inference must be an object (tta, min_component_voxels)"]
+    problems = []
+    if not isinstance(lev.get("tta", False), bool):
+        problems.append("inference.tta must be true or false")
+    size = lev.get("min_component_voxels", 0)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        problems.append("inference.min_component_voxels must be an integer >= 0")
+    return problems
 
 
 def _registry_problems(card: dict[str, Any]) -> list[str]:
