@@ -18,7 +18,8 @@ Variants (each returns the network's logits):
 
 - ``auto`` (the default on a CPU): every variant above is timed on the first real
   batch (its first :data:`CALIBRATION_ITEMS` images; a warm-up call, then the best of
-  two timed calls; a variant 3x slower than the best so far is not timed further), and
+  two timed calls, interleaved across the variants so that a burst of other load slows
+  them alike; a variant whose warm-up is 3x the reference's is not timed), and
   the fastest *eligible* one runs from then on. Contiguous layouts are tried only where
   the card's layout is contiguous (channels-last is the faster for the project's conv
   nets, :mod:`braintumor.precision`). ONNX Runtime is tried only where eager's best is
@@ -323,12 +324,14 @@ class Runtime:
             out += [Variant("eager", "bf16-mixed", cl) for cl in layouts]
         return out
 
-    def _timed(self, variant: Variant, x: torch.Tensor, best: float) -> float:
-        """Best of two timed calls; the second is skipped for a clear loser."""
-        first = _seconds(lambda: self._run(variant, x))
-        if first > 1.5 * best:
-            return first
-        return min(first, _seconds(lambda: self._run(variant, x)))
+    def _rounds(self, variants: list[Variant], x: torch.Tensor, timings: dict) -> None:
+        """Two round-robin timed calls of each variant (a burst of load elsewhere then
+        slows them all alike); ``timings`` keeps each one's best."""
+        for _ in range(2):
+            for variant in variants:
+                self._install(variant)
+                seconds = _seconds(lambda v=variant: self._run(v, x))
+                timings[variant] = min(timings.get(variant, float("inf")), seconds)
 
     def calibrate(self, batch: torch.Tensor | None = None) -> Variant:
         """Time the candidate variants on (the first images of) ``batch`` and keep the
@@ -347,30 +350,38 @@ class Runtime:
         started = time.perf_counter()
         ref = self.reference
         self._install(ref)
+        start = time.perf_counter()
         want = self._run(ref, x)  # the warm-up call gives the reference output
-        timings = {ref: self._timed(ref, x, float("inf"))}
+        warm: dict[Variant, float] = {ref: time.perf_counter() - start}
         refused: list[str] = []
 
-        def consider(variant: Variant) -> None:
+        def eligible(variant: Variant) -> bool:
+            """Warm-up call, checked against the reference; False for a clear loser."""
             self._install(variant)
             start = time.perf_counter()
-            got = self._run(variant, x)  # the warm-up call, checked against the reference
-            warm_up = time.perf_counter() - start
+            got = self._run(variant, x)
+            warm[variant] = time.perf_counter() - start
             why = agreement(self.task, self.threshold, want, got)
             if why is not None:
                 refused.append(f"{variant.name}: {why}")
-                return
-            if warm_up > 3 * min(timings.values()):
-                return  # a clear loser even allowing for its one-time set-up
-            timings[variant] = self._timed(variant, x, min(timings.values()))
+                return False
+            return warm[variant] <= 3 * warm[ref]  # allowing for its one-time set-up
 
-        for variant in self._candidates()[1:]:
-            consider(variant)
-        if timings[ref] / min(timings.values()) < ORT_WORTH_TRYING and self._build_ort(x):
-            consider(Variant("onnxruntime"))
+        timings: dict[Variant, float] = {}
+        self._rounds([ref, *(v for v in self._candidates()[1:] if eligible(v))], x, timings)
+        eager_best = min(timings, key=lambda v: timings[v])
+        ort = Variant("onnxruntime")
+        if (
+            timings[ref] / timings[eager_best] < ORT_WORTH_TRYING
+            and self._build_ort(x)
+            and eligible(ort)
+        ):
+            self._rounds([eager_best, ort], x, timings)  # head to head, interleaved
         best = min(timings, key=lambda v: timings[v])
         _log.debug("%s: %s", self.label, {v.name: round(t, 4) for v, t in timings.items()})
         self._install(best)
+        if best.engine != "onnxruntime":
+            self._ort = None  # free the session (and its thread pool)
         self.pending = False
         self.note = "; ".join(refused) or None
         if key is not None:
