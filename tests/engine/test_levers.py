@@ -25,7 +25,11 @@ def _data(n_patients: int = 3, slices: int = 4, batch: int = 3) -> tuple[_Loader
     for p in range(n_patients):
         for s in range(slices):
             records.append(
-                Record(path=f"p{p}/s{s}.tif", patient_id=f"p{p}", extra={"case": f"c{p}", "slice_number": s})
+                Record(
+                    path=f"p{p}/s{s}.tif",
+                    patient_id=f"p{p}",
+                    extra={"case": f"c{p}", "slice_number": s},
+                )
             )
             m = torch.zeros(1, S, S)
             m[0, 5:11, 5:11] = 1
@@ -73,9 +77,7 @@ def test_choose_levers_takes_postprocessing_only_when_val_gains() -> None:
     assert levers.min_component_voxels in {10, 40, 160} and not levers.tta
     assert len(table) == 12
     # A network without false positives gains nothing: no lever switched on.
-    clean = _Loader(
-        [{**b, "image": b["mask"].clone()} for b in loader], loader.dataset.records
-    )
+    clean = _Loader([{**b, "image": b["mask"].clone()} for b in loader], loader.dataset.records)
     assert choose_levers(_forward, task, clean, "dice_per_patient_mean")[0] == Levers()
 
 

@@ -31,3 +31,15 @@ def test_per_patient_stacks_each_patients_slices_in_order() -> None:
     assert out[0].sum() == 1 and out[2].sum() == 1  # a's component spans its slices
     assert out[1].sum() == 0  # b's island is dropped: patients never join
     assert out[0].shape == (1, 4, 4) and out[0].dtype == np.uint8
+
+
+def test_drop_small_probabilities_scales_the_size_to_the_output_grid() -> None:
+    from braintumor.inference.postprocess import drop_small_probabilities
+
+    p = np.zeros((2, 1, 16, 16), np.float32)  # 2 slices on a 16 px grid
+    p[:, 0, 0:2, 0:2] = 0.9  # 8 voxels
+    p[0, 0, 10:12, 10:13] = 0.8  # 6 voxels
+    # 2 voxels at an 8 px network input = 8 voxels at 16 px: the 6-voxel blob goes.
+    out = drop_small_probabilities(list(p), 0.5, 2, image_size=8)
+    assert np.all(out[0][0, 10:12, 10:13] == 0) and np.all(out[0][0, 0:2, 0:2] == 0.9)
+    assert np.array_equal(drop_small_probabilities(list(p), 0.5, 0, 8)[1], p[1])

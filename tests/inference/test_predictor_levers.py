@@ -64,3 +64,32 @@ def test_tta_runs_the_flipped_image_too() -> None:
     pred.predict_images([image])
     assert len(rec.seen) == 2
     assert torch.equal(rec.seen[1], torch.flip(rec.seen[0], (-1,)))
+
+
+def _speck_volume() -> np.ndarray:
+    """3 slices of 3 x 8 x 8: a 3x3 FLAIR blob in every slice, a 1-px speck in slice 0."""
+    vol = np.zeros((3, 8, 8, 3), np.float32)  # C x X x Y x Z
+    vol[:, 2:5, 2:5, :] = 1.0
+    vol[:, 7, 7, 0] = 1.0
+    return vol
+
+
+def test_card_levers_drop_small_components_of_a_volume_only() -> None:
+    card = _card(0, per_volume=False)
+    card["inference"] = {"tta": False, "min_component_voxels": 5}
+    pred = Predictor(_Recorder(), card, device="cpu")
+    assert pred.min_component_voxels == 5 and not pred.tta
+    masks = pred.masks(pred.predict_volume(_speck_volume()))  # K x X x Y x Z
+    assert masks[0, 7, 7, 0] == 0  # the speck (1 voxel < 5) is gone
+    assert masks[0, 2:5, 2:5, :].all()  # the blob (27 voxels) stays
+    # Separate 2D images are not post-processed (a slice cannot see the volume).
+    image = _speck_volume()[..., 0].transpose(0, 2, 1)
+    assert pred.masks(pred.predict_images([image])[0])[0, 7, 7] == 1
+
+
+def test_card_tta_is_the_default_and_an_argument_overrides_it() -> None:
+    card = _card(0, per_volume=False)
+    card["inference"] = {"tta": True, "min_component_voxels": 0}
+    assert Predictor(_Recorder(), card, device="cpu").tta
+    assert not Predictor(_Recorder(), card, device="cpu", tta=False).tta
+    assert not Predictor(_Recorder(), _card(0, per_volume=False), device="cpu").tta

@@ -46,7 +46,9 @@ class StubSegmenter:
         self.names = list(channels)
         self.intensity = intensity_scale(spec)
 
-    def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> list:
+    def predict_images(
+        self, images: Sequence[np.ndarray], batch_size: int = 16, volume: bool = False
+    ) -> list:
         return [np.repeat(np.asarray(im)[:1], len(self.names), axis=0) for im in images]
 
     def masks(self, probs: np.ndarray) -> np.ndarray:

@@ -23,8 +23,8 @@ from braintumor.data import DatasetFormat, Record
 from braintumor.engine.checks import build_model, check_memory, probe_model
 from braintumor.engine.data import build_data, class_weights, open_format, subsample
 from braintumor.engine.evaluate import evaluate_model, pick_device
-from braintumor.engine.levers import Levers, select_on_val
 from braintumor.engine.guards import FiniteLossGuard
+from braintumor.engine.levers import Levers, select_on_val
 from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_checkpoint, read_progress
 from braintumor.engine.schedule import schedule_callbacks

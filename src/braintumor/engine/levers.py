@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -28,30 +27,12 @@ import torch
 from torch import Tensor
 
 from braintumor.data.stacking import slice_position, volume_key
-from braintumor.inference.postprocess import drop_small_components
+from braintumor.inference.postprocess import Levers, drop_small_components
 from braintumor.inference.tta import flip_tta
 
 SIZES = (0, 10, 40, 160, 320, 640)
 MIN_GAIN = 0.002  # a lever must raise the val monitor by more than this to be taken
 _LOGIT = 20.0  # post-processed masks re-enter the evaluators as +-20 logits
-
-
-@dataclass(frozen=True)
-class Levers:
-    tta: bool = False
-    min_component_voxels: int = 0
-
-    @classmethod
-    def from_card(cls, card: dict[str, Any] | None) -> Levers:
-        raw = (card or {}).get("inference") or {}
-        return cls(bool(raw.get("tta", False)), int(raw.get("min_component_voxels", 0) or 0))
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def any(self) -> bool:
-        return self.tta or self.min_component_voxels > 1
 
 
 Forward = Callable[[Tensor], Tensor]  # images -> logits

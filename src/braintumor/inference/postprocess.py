@@ -11,9 +11,34 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class Levers:
+    """A run's inference levers (the card's ``inference`` entry; chosen on val by
+    ``engine/levers.py``): flip TTA and the smallest 3-D component kept per volume,
+    in voxels at the network's input resolution."""
+
+    tta: bool = False
+    min_component_voxels: int = 0
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any] | None) -> Levers:
+        raw = (card or {}).get("inference") or {}
+        return cls(bool(raw.get("tta", False)), int(raw.get("min_component_voxels", 0) or 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def any(self) -> bool:
+        return self.tta or self.min_component_voxels > 1
+
 
 # 26-connectivity: voxels touching by a face, an edge or a corner are one component.
 STRUCTURE = np.ones((3, 3, 3), dtype=bool)
@@ -29,6 +54,26 @@ def drop_small_components(volume: np.ndarray, min_voxels: int) -> np.ndarray:
     keep = sizes >= min_voxels
     keep[0] = False  # background
     return keep[labels]
+
+
+def drop_small_probabilities(
+    probs: Sequence[np.ndarray], threshold: float, min_voxels: int, image_size: int
+) -> list[np.ndarray]:
+    """One volume's K x H x W slice probabilities with small 3-D components zeroed.
+
+    ``min_voxels`` counts voxels at the network's ``image_size``; on the output grid
+    (H x W) it is scaled by the area ratio. Probabilities of removed voxels become 0,
+    so masks at any threshold drop them; the rest are unchanged.
+    """
+    if min_voxels <= 1 or not len(probs):
+        return list(probs)
+    stack = np.stack([np.asarray(p, dtype=np.float32) for p in probs])  # S x K x H x W
+    h, w = stack.shape[-2:]
+    scaled = max(1, round(min_voxels * h * w / float(image_size) ** 2))
+    for k in range(stack.shape[1]):
+        fg = stack[:, k] > threshold
+        stack[:, k][fg & ~drop_small_components(fg, scaled)] = 0.0
+    return list(stack)
 
 
 def per_patient(

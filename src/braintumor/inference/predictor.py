@@ -33,6 +33,7 @@ from braintumor.inference.batching import (  # padding_box, to_original_grid: re
     restore_batch,
     to_original_grid,
 )
+from braintumor.inference.postprocess import Levers, drop_small_probabilities
 from braintumor.inference.runs import WEIGHTS_FILE, card_intensity, load_run
 from braintumor.inference.scans import ScanInput
 from braintumor.inference.tta import flip_tta
@@ -78,7 +79,10 @@ class Predictor:
         card: the run's model card (``model.json``).
         device: where to run; default CUDA when available.
         precision: override the card's precision.
-        tta: flip test-time augmentation.
+        tta: flip test-time augmentation; None: the card's ``inference.tta`` (chosen on
+            val with ``trainer.levers=val``), else off. The card's
+            ``inference.min_component_voxels`` is applied to volumes (see
+            :meth:`predict_images`).
         backend: ``auto`` (the default on a CPU: the fastest exact-enough variant),
             ``eager`` (the card's precision and layout, as trained) or ``onnxruntime``
             (the fp32 graph; eager after one line where it cannot run); default
@@ -93,12 +97,14 @@ class Predictor:
         card: dict[str, Any],
         device: str | None = None,
         precision: str | None = None,
-        tta: bool = False,
+        tta: bool | None = None,
         backend: str | None = None,
         cache_key: tuple[Any, ...] | None = None,
     ) -> None:
         self.card = card
-        self.tta = tta  # flip test-time augmentation (inference.tta)
+        levers = Levers.from_card(card)
+        self.tta = levers.tta if tta is None else bool(tta)  # flip TTA (inference.tta)
+        self.min_component_voxels = levers.min_component_voxels
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
         if card["task"] not in TASKS:
@@ -135,7 +141,7 @@ class Predictor:
         run_dir: str | Path,
         device: str | None = None,
         precision: str | None = None,
-        tta: bool = False,
+        tta: bool | None = None,
         backend: str | None = None,
     ) -> Predictor:
         run = load_run(run_dir)
@@ -212,7 +218,8 @@ class Predictor:
 
     def predict_scan(self, scan: ScanInput, batch_size: int = 16) -> np.ndarray | list[np.ndarray]:
         """:meth:`predict_images` on every slice of ``scan``, scaled as the run expects."""
-        return self.predict_images(self.scan_slices(scan), batch_size=batch_size)
+        slices = self.scan_slices(scan)
+        return self.predict_images(slices, batch_size=batch_size, volume=scan.is_volume)
 
     def preprocess(
         self, image: np.ndarray, scales: np.ndarray | None = None, stack: bool = True
@@ -265,7 +272,11 @@ class Predictor:
         """Probabilities for a list of C x H x W float images on the format's scale.
 
         ``volume=True``: the images are the ordered slices of one volume, so per-volume
-        scaling uses the whole volume and 2.5D runs get the real neighbouring slices.
+        scaling uses the whole volume, 2.5D runs get the real neighbouring slices and
+        the card's ``inference.min_component_voxels`` drops small 3-D components
+        (:func:`~braintumor.inference.postprocess.drop_small_probabilities`). Separate
+        2D images are not post-processed: one slice cannot tell a small lesion from
+        the edge of a large one.
 
         Returns:
             Classification: N x num_classes array. Segmentation: a list of
@@ -275,7 +286,7 @@ class Predictor:
             return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
         out: list[Any] = []
         prepared: list[np.ndarray] | None = None
-        if volume:
+        if volume and (self.per_volume or self.neighbours):  # else: batched, as 2D
             scales = volume_scale(np.stack(images)) if self.per_volume else None
             flat = [self.preprocess(im, scales, stack=False) for im in images]
             idx = volume_neighbours(len(flat), self.neighbours)
@@ -294,7 +305,13 @@ class Predictor:
                 out.append(probs.numpy())
             else:
                 out.extend(self._restore(chunk, probs))
-        return np.concatenate(out) if self.is_classification else out
+        if self.is_classification:
+            return np.concatenate(out)
+        if volume and self.min_component_voxels > 1:
+            out = drop_small_probabilities(
+                out, self.threshold, self.min_component_voxels, self.image_size
+            )
+        return out
 
     def _prepare(self, chunk: list[np.ndarray]) -> np.ndarray:
         """:meth:`preprocess` of a chunk, batched where the slices share a shape (and

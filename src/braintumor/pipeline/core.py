@@ -36,7 +36,10 @@ class Stage(Protocol):
     @property
     def names(self) -> list[str]: ...
 
-    def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> Any: ...
+    def predict_images(
+        self, images: Sequence[np.ndarray], batch_size: int = 16, volume: bool = False
+    ) -> Any:
+        """Probabilities; ``volume``: the images are one volume's slices, in order."""
 
     def masks(self, probs: np.ndarray) -> np.ndarray: ...
 
@@ -116,6 +119,7 @@ class TwoStagePipeline:
         batch_size: int = 16,
         show_progress: bool = False,
         description: str = "pipeline",
+        volume: bool = False,
     ) -> list[SliceResult]:
         """Run both stages on a list of C x H x W slices.
 
@@ -125,17 +129,30 @@ class TwoStagePipeline:
             batch_size: slices per forward pass.
             show_progress: draw a progress bar (long inputs).
             description: progress bar label.
+            volume: the slices are one volume, in order: the segmenter sees them as
+                one (per-volume scaling, 2.5D neighbours, 3-D post-processing: see
+                :meth:`Predictor.predict_images`).
         """
         seg_images = cls_images if seg_images is None else seg_images
         if len(seg_images) != len(cls_images):
             raise ValueError("cls_images and seg_images must hold the same slices")
         starts = list(range(0, len(cls_images), batch_size))
         results: list[SliceResult] = []
+        whole = (
+            self.segmenter.predict_images(seg_images, batch_size, volume=True) if volume else None
+        )
         for i in progress(starts, description, show_progress and len(starts) > 1):
             chunk = slice(i, i + batch_size)
-            probs = np.asarray(self.classifier.predict_images(cls_images[chunk], batch_size))
+            if whole is not None and hasattr(self.classifier, "from_probabilities"):
+                probs = self.classifier.from_probabilities(whole[chunk])  # the segmenter's own
+            else:
+                probs = np.asarray(self.classifier.predict_images(cls_images[chunk], batch_size))
             tprob = tumor_probability(probs, self.classes)
-            seg = self.segmenter.predict_images(seg_images[chunk], batch_size)
+            seg = (
+                whole[chunk]
+                if whole is not None
+                else self.segmenter.predict_images(seg_images[chunk], batch_size)
+            )
             for p, t, sp in zip(probs, tprob, seg, strict=True):
                 raw = self.segmenter.masks(sp).astype(np.uint8)
                 gated = gate_mask(raw, float(t), self.threshold)
@@ -155,4 +172,5 @@ class TwoStagePipeline:
             batch_size=batch_size,
             show_progress=show_progress and scan.n_slices > batch_size,
             description=f"{scan.name}",
+            volume=scan.is_volume,
         )

@@ -9,6 +9,7 @@ tumor in the truth), and what it costs: tumor slices wrongly emptied by the gate
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from braintumor.data import DatasetFormat, Record, create_format, parse_spec
 from braintumor.data.intensity import rescale_intensity
 from braintumor.data.registry import intensity_scale
 from braintumor.data.splits import load_splits, make_splits
+from braintumor.data.stacking import slice_position, volume_key
 from braintumor.errors import DataError
 from braintumor.inference.runs import load_run, write_json
 from braintumor.metrics.segmentation import SegmentationEvaluator
@@ -127,6 +129,11 @@ def score_pipeline(
 ) -> dict[str, Any]:
     """Gated and un-gated scores of ``pipe`` on ``records`` of ``fmt`` (with masks).
 
+    The slices of one volume (records with a slice position) go through the pipeline
+    together and in order, as ``pipeline`` sends a volume: per-volume scaling, 2.5D
+    neighbours and 3-D post-processing see the whole volume. Other records go in
+    chunks of ``batch``.
+
     Returns:
         ``n_healthy_slices``, ``n_tumor_slices``, ``ungated`` and ``gated`` (metrics and
         false positives on healthy slices) and ``gate`` (what the gate emptied).
@@ -134,12 +141,13 @@ def score_pipeline(
     cls_scale, seg_scale = pipe.classifier.intensity, pipe.segmenter.intensity
     gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
     n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
-    for i in progress(range(0, len(records), batch), description, show_progress):
-        samples = [fmt.load(rec) for rec in records[i : i + batch]]
+    for group, volume in progress(_groups(records, batch), description, show_progress):
+        samples = [fmt.load(rec) for rec in group]
         results = pipe.predict(
             [rescale_intensity(s["image"], data_scale, cls_scale) for s in samples],
             [rescale_intensity(s["image"], data_scale, seg_scale) for s in samples],
             batch_size=batch,
+            volume=volume,
         )
         for s, r in zip(samples, results, strict=True):
             truth = np.asarray(s["mask"], dtype=np.uint8)
@@ -165,6 +173,20 @@ def score_pipeline(
             "specificity": gate_tn / n_healthy if n_healthy else None,
         },
     }
+
+
+def _groups(records: list[Record], batch: int) -> list[tuple[list[Record], bool]]:
+    """Whole volumes in slice order (``True``), then chunks of the other records."""
+    volumes: dict[str, list[Record]] = defaultdict(list)
+    flat: list[Record] = []
+    for rec in records:
+        if slice_position(rec) is None:
+            flat.append(rec)
+        else:
+            volumes[volume_key(rec)].append(rec)
+    out = [(sorted(v, key=lambda r: slice_position(r) or 0), True) for v in volumes.values()]
+    out += [(flat[i : i + batch], False) for i in range(0, len(flat), batch)]
+    return out
 
 
 def evaluate_pipeline(

@@ -53,7 +53,10 @@ class SegmenterGate:
 
     def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """N x 2 "probabilities" ``[1 - score, score]`` (score in [0, 1])."""
-        probs = self.segmenter.predict_images(images, batch_size)
+        return self.from_probabilities(self.segmenter.predict_images(images, batch_size))
+
+    def from_probabilities(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        """The same scores from segmentation probabilities already computed."""
         s = np.array(
             [detection_score(p, self.score, self.segmenter.threshold) for p in probs], np.float64
         )

@@ -18,6 +18,7 @@ predictions in flight, so a client cannot exhaust memory, disk or threads.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +55,9 @@ class ServedModel:
     image_size: int
     predict: Callable[[list[np.ndarray]], Any]  # list of C x H x W on `intensity` -> probs
     intensity: str = "unit"  # the run's scale (model card); uploads are brought to it
+    # The ordered slices of one volume -> probs, seen as one volume (per-volume scaling,
+    # 2.5D neighbours, 3-D post-processing); None: slice by slice with ``predict``.
+    predict_series: Callable[[list[np.ndarray]], Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,7 @@ def load_served_model(run_dir: str | Path, name: str | None = None) -> ServedMod
         image_size=predictor.image_size,
         predict=predictor.predict_images,
         intensity=predictor.intensity,
+        predict_series=functools.partial(predictor.predict_images, volume=True),
     )
 
 
@@ -173,7 +178,11 @@ def _predict_volume(
         )
     scan = read_volume_upload(path, filename, max_voxels=limits.max_voxels)
     return predict_volume_upload(
-        model.predict, model.intensity, model.threshold, model.mask_channels, scan
+        model.predict_series or model.predict,
+        model.intensity,
+        model.threshold,
+        model.mask_channels,
+        scan,
     )
 
 
