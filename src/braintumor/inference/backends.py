@@ -56,82 +56,29 @@ uses only the fp32 variants, whose outputs equal eager fp32's to ~1e-6.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
-import sys
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from braintumor.inference.ort import OrtModule, onnx_module, try_onnx
+from braintumor.inference.variants import (
+    CALIBRATION_ITEMS,
+    CLS_PROB_ATOL,
+    ORT_WORTH_TRYING,
+    SEG_MASK_AGREEMENT,
+    SEG_PROB_ATOL,
+    Variant,
+    agreement,
+    smooth_batch,
+)
+
 BACKENDS = ("eager", "onnxruntime", "auto")
-
-
-class OrtModule(nn.Module):
-    """An ONNX Runtime session behind the ``nn.Module`` surface (fp32 in, fp32 out)."""
-
-    def __init__(self, session: Any, name: str) -> None:
-        super().__init__()
-        self.session, self.name = session, name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feed = np.ascontiguousarray(x.detach().cpu().float().numpy())
-        return torch.from_numpy(self.session.run(None, {self.name: feed})[0])
-
-
-def onnx_module(model: nn.Module, channels: int, size: int, threads: int) -> OrtModule:
-    """``model`` exported at ``channels x size x size`` (batch dynamic) in an ORT session.
-
-    Raises:
-        Exception: whatever the export or onnxruntime raises (the caller falls back).
-    """
-    import onnxruntime as ort
-
-    from braintumor.inference.exportable import INPUT_NAME, OUTPUT_NAME, exportable
-
-    model = model.eval().cpu()
-    dummy = torch.rand(1, channels, size, size)
-    with tempfile.TemporaryDirectory(prefix="braintumor-ort-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        # The tracer's warnings (input checks become constants) and the exporter's
-        # chatter say nothing a user can act on here.
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                exportable(model, dummy),
-                (dummy,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=17,
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                dynamo=False,
-            )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, threads)
-        opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return OrtModule(session, INPUT_NAME)
-
-
-def try_onnx(model: nn.Module, channels: int, size: int, label: str) -> OrtModule | None:
-    """:func:`onnx_module`, or None after one line on stderr saying why (eager runs)."""
-    try:
-        return onnx_module(model, channels, size, torch.get_num_threads())
-    except Exception as exc:  # any failure here only means: no fast path for this model
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        print(f"note: ONNX Runtime not used for {label} ({reason}); running eager", file=sys.stderr)
-        return None
 
 
 def seconds_per_batch(run: Callable[[], Any], repeats: int = 2) -> float:
@@ -145,65 +92,10 @@ def seconds_per_batch(run: Callable[[], Any], repeats: int = 2) -> float:
     return best
 
 
-# Tolerance of a fast variant against eager fp32 on the calibration batch (see above).
-SEG_MASK_AGREEMENT = 0.999
-SEG_PROB_ATOL = 0.05
-CLS_PROB_ATOL = 0.02
-CALIBRATION_ITEMS = 8  # images of the first batch that calibration times and checks
-# ONNX Runtime runs fp32 at <= ~1.7x eager fp32 (benchmarks/speed.py, BENCHMARKS.md): it
-# won only where eager's best gained < 1.6x (improved_unet, attention_unet, alexnet).
-ORT_WORTH_TRYING = 1.6
 ENV_BACKEND = "BRAINTUMOR_BACKEND"
 
 _log = logging.getLogger(__name__)
 _DECISIONS: dict[tuple[Any, ...], Variant] = {}  # calibration results, per process
-
-_PRECISION_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One way to run a network: engine, precision, memory layout."""
-
-    engine: str  # "eager" | "onnxruntime"
-    precision: str = "32-true"
-    channels_last: bool = False
-
-    @property
-    def name(self) -> str:
-        """``eager bf16 channels-last``, ``onnxruntime fp32``, ..."""
-        text = f"{self.engine} {_PRECISION_NAMES.get(self.precision, self.precision)}"
-        return text + (" channels-last" if self.engine == "eager" and self.channels_last else "")
-
-
-def agreement(task: str, threshold: float, ref: torch.Tensor, out: torch.Tensor) -> str | None:
-    """None when logits ``out`` agree with the reference logits ``ref`` within the
-    tolerance (see the module docstring), else why not."""
-    from braintumor.inference.predictor import probabilities
-
-    if out.shape != ref.shape:
-        return f"output shape {tuple(out.shape)} != {tuple(ref.shape)}"
-    p, q = probabilities(task, ref), probabilities(task, out)
-    if not bool(torch.isfinite(q).all()):
-        return "non-finite output"
-    moved = float((p - q).abs().max())
-    if task == "classification":
-        if not torch.equal(p.argmax(1), q.argmax(1)):
-            return "a predicted class differs"
-        return None if moved <= CLS_PROB_ATOL else f"max |dprob| {moved:.3g} > {CLS_PROB_ATOL}"
-    agree = float(((p > threshold) == (q > threshold)).float().mean())
-    if agree < SEG_MASK_AGREEMENT:
-        return f"mask agreement {agree:.4f} < {SEG_MASK_AGREEMENT}"
-    return None if moved <= SEG_PROB_ATOL else f"max |dprob| {moved:.3g} > {SEG_PROB_ATOL}"
-
-
-def smooth_batch(n: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Smooth random images in [0, 1] (8 x 8 noise, bicubic-upsampled): a calibration
-    input closer to a scan than white noise, for when no real batch is at hand."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(n, channels, 8, 8, generator=g)
-    up = nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
-    return up.clamp(0, 1)
 
 
 def _has_weights(model: nn.Module) -> bool:

@@ -1,0 +1,79 @@
+"""The variants a network can run in, and the tolerance a fast one must meet.
+
+See :mod:`braintumor.inference.backends` for how ``auto`` times and chooses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Tolerance of a fast variant against eager fp32 on the calibration batch (see above).
+SEG_MASK_AGREEMENT = 0.999
+SEG_PROB_ATOL = 0.05
+CLS_PROB_ATOL = 0.02
+CALIBRATION_ITEMS = 8  # images of the first batch that calibration times and checks
+# ONNX Runtime runs fp32 at <= ~1.7x eager fp32 (benchmarks/speed.py, BENCHMARKS.md): it
+# won only where eager's best gained < 1.6x (improved_unet, attention_unet, alexnet).
+ORT_WORTH_TRYING = 1.6
+
+_PRECISION_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run a network: engine, precision, memory layout."""
+
+    engine: str  # "eager" | "onnxruntime"
+    precision: str = "32-true"
+    channels_last: bool = False
+
+    @property
+    def name(self) -> str:
+        """``eager bf16 channels-last``, ``onnxruntime fp32``, ..."""
+        text = f"{self.engine} {_PRECISION_NAMES.get(self.precision, self.precision)}"
+        return text + (" channels-last" if self.engine == "eager" and self.channels_last else "")
+
+
+def agreement(task: str, threshold: float, ref: torch.Tensor, out: torch.Tensor) -> str | None:
+    """None when logits ``out`` agree with the reference logits ``ref`` within the
+    tolerance (see the module docstring), else why not."""
+    from braintumor.inference.predictor import probabilities
+
+    if out.shape != ref.shape:
+        return f"output shape {tuple(out.shape)} != {tuple(ref.shape)}"
+    p, q = probabilities(task, ref), probabilities(task, out)
+    if not bool(torch.isfinite(q).all()):
+        return "non-finite output"
+    moved = float((p - q).abs().max())
+    if task == "classification":
+        if not torch.equal(p.argmax(1), q.argmax(1)):
+            return "a predicted class differs"
+        return None if moved <= CLS_PROB_ATOL else f"max |dprob| {moved:.3g} > {CLS_PROB_ATOL}"
+    agree = float(((p > threshold) == (q > threshold)).float().mean())
+    if agree < SEG_MASK_AGREEMENT:
+        return f"mask agreement {agree:.4f} < {SEG_MASK_AGREEMENT}"
+    return None if moved <= SEG_PROB_ATOL else f"max |dprob| {moved:.3g} > {SEG_PROB_ATOL}"
+
+
+def smooth_batch(n: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random images in [0, 1] (8 x 8 noise, bicubic-upsampled): a calibration
+    input closer to a scan than white noise, for when no real batch is at hand."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, channels, 8, 8, generator=g)
+    up = nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    return up.clamp(0, 1)
+
+
+__all__ = [
+    "CALIBRATION_ITEMS",
+    "CLS_PROB_ATOL",
+    "ORT_WORTH_TRYING",
+    "SEG_MASK_AGREEMENT",
+    "SEG_PROB_ATOL",
+    "Variant",
+    "agreement",
+    "smooth_batch",
+]
