@@ -145,3 +145,18 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(DataError, match="not a splits.json"):
         load_splits(tmp_path / "bad.json", recs)
+
+
+def test_saved_splits_match_the_same_files_given_by_a_relative_path(tmp_path, monkeypatch) -> None:
+    from braintumor.data.base import Record
+    from braintumor.data.splits import load_splits, save_splits
+
+    (tmp_path / "d").mkdir()
+    absolute = [
+        Record(path=str(tmp_path / "d" / f"p{i}.tif"), patient_id=f"p{i}") for i in range(4)
+    ]
+    save_splits({"train": absolute[:3], "test": absolute[3:]}, tmp_path / "splits.json")
+    monkeypatch.chdir(tmp_path)
+    relative = [Record(path=f"d/p{i}.tif", patient_id=f"p{i}") for i in range(4)]
+    got = load_splits(tmp_path / "splits.json", relative)
+    assert [r.path for r in got["test"]] == ["d/p3.tif"] and len(got["train"]) == 3

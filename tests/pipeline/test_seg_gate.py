@@ -83,3 +83,13 @@ def test_a_volume_reaches_the_segmenter_and_its_gate_as_one_volume() -> None:
     assert len(results) == 5 and len(rec.seen) == 3  # one pass over the volume, 3 batches
     x = torch.cat(rec.seen)
     assert not torch.equal(x[:, 3], x[:, 1])  # slice below is another slice's FLAIR
+
+
+def test_the_gate_reports_the_segmenters_intensity_scale() -> None:
+    """``pipeline --evaluate --classifier segmenter`` reads the gate's scale."""
+    from braintumor.pipeline.seg_gate import SegmenterGate
+    from tests.pipeline._stubs import StubSegmenter
+
+    seg = StubSegmenter(spec="brats")
+    seg.card = {"task": "segmentation"}
+    assert SegmenterGate(seg).intensity == seg.intensity == "zscore"

@@ -11,6 +11,7 @@ is, and validation is then carved from the remaining (training) patients only.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -190,6 +191,14 @@ def save_splits(splits: dict[str, list[Record]], path: str | Path) -> None:
     write_text_atomic(path, json.dumps(data, indent=1))
 
 
+def _absolute(key: str) -> str:
+    """A record key with its file part made absolute (``path#slice`` keeps its slice)."""
+    path, sep, rest = key.partition("#")
+    if "://" in path:
+        return key
+    return os.path.abspath(os.path.expanduser(path)) + sep + rest
+
+
 def load_splits(path: str | Path, records: list[Record]) -> dict[str, list[Record]]:
     """Rebuild the splits saved by :func:`save_splits` from the data set's ``records``."""
     p = Path(path)
@@ -206,8 +215,12 @@ def load_splits(path: str | Path, records: list[Record]) -> dict[str, list[Recor
     ):
         raise bad
     by_key = {r.key: r for r in records}
+    # The same files named another way (a relative --data path against the absolute one
+    # the run was trained with, or the reverse) still match.
+    by_key.update({_absolute(r.key): r for r in records if _absolute(r.key) not in by_key})
     out: dict[str, list[Record]] = {}
     for name, entry in saved.items():
+        entry["keys"] = [k if k in by_key else _absolute(k) for k in entry["keys"]]
         missing = [key for key in entry["keys"] if key not in by_key]
         if missing:
             raise DataError(

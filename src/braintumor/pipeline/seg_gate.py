@@ -51,6 +51,11 @@ class SegmenterGate:
         self.segmenter, self.score = segmenter, score
         self.card = {**segmenter.card, "task": "classification", "classes": self.names}
 
+    @property
+    def intensity(self) -> str:
+        """The segmenter's scale (the gate sees what the segmenter sees)."""
+        return str(self.segmenter.intensity)
+
     def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """N x 2 "probabilities" ``[1 - score, score]`` (score in [0, 1])."""
         return self.from_probabilities(self.segmenter.predict_images(images, batch_size))
