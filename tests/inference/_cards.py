@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from braintumor.config import Config, save_config
@@ -30,3 +31,16 @@ def write_test_run(tmp_path: Path, model: nn.Module, card: dict) -> Path:
     cfg.model.name = card["name"]
     save_config(cfg, tmp_path / "config.yaml")
     return tmp_path
+
+
+class Recorder(nn.Module):
+    """Returns input ``channel`` as the logit map (x * 20 - 10) and keeps every input."""
+
+    def __init__(self, channel: int = 0) -> None:
+        super().__init__()
+        self.channel = channel
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return x[:, self.channel : self.channel + 1] * 20 - 10

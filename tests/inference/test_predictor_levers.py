@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from braintumor.inference.predictor import Predictor
+from tests.inference._cards import Recorder as _Recorder
 from tests.inference._cards import card_for
-
-
-class _Recorder(nn.Module):
-    """Returns channel 0 as the logit map and keeps every input it sees."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(x.clone())
-        return x[:, :1] * 20 - 10
 
 
 def _card(neighbours: int, per_volume: bool) -> dict:

@@ -56,26 +56,16 @@ def test_a_volume_reaches_the_segmenter_and_its_gate_as_one_volume() -> None:
     and the segmenter gate reuses those probabilities instead of a second pass."""
     import numpy as np
     import torch
-    from torch import nn
 
     from braintumor.inference.predictor import Predictor
     from braintumor.pipeline.core import TwoStagePipeline
     from braintumor.pipeline.seg_gate import SegmenterGate
-    from tests.inference._cards import card_for
-
-    class Recorder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[torch.Tensor] = []
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            self.seen.append(x.clone())
-            return x[:, 1:2] * 20 - 10
+    from tests.inference._cards import Recorder, card_for
 
     card = card_for("segmentation", "x", 5, 1, 8)
     card["preprocessing"].update(channels=3, neighbours=1)
     card["data"]["spec"] = "lgg:/data"  # FLAIR is channel 1
-    rec = Recorder()
+    rec = Recorder(channel=1)
     seg = Predictor(rec, card, device="cpu")
     pipe = TwoStagePipeline(SegmenterGate(seg), seg, threshold=0.5)
     slices = [np.full((3, 8, 8), 0.1 * (z + 1), np.float32) for z in range(5)]
