@@ -7,6 +7,8 @@ Every figure is a wall-clock rate on random inputs: warm-up once, then repeat un
 - ``cl``: channels-last weights and inputs;
 - ``bf16``: ``torch.autocast(bfloat16)`` (CPU autocast, what Lightning's ``bf16-mixed`` does);
 - ``bf16_cl``: both;
+- ``cl_fold``, ``bf16_cl_fold``: the same on a copy with BatchNorm folded into the
+  convolutions (``braintumor.inference.fold``; inference only, networks with conv + BN);
 - ``compile``: ``torch.compile`` of the fp32 network (only where asked: compiling costs minutes);
 - ``ort``: ONNX Runtime on the exported fp32 graph (inference only).
 """
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 TRAIN_VARIANTS = ("fp32", "cl", "bf16", "bf16_cl")
-INFER_VARIANTS = ("fp32", "cl", "bf16", "bf16_cl", "ort")
+INFER_VARIANTS = ("fp32", "cl", "bf16", "bf16_cl", "cl_fold", "bf16_cl_fold", "ort")
 
 
 def timed(fn: Callable[[], Any], min_s: float, windows: int = 3) -> float:
@@ -80,6 +82,10 @@ def _autocast(bf16: bool) -> Iterator[None]:
 
 def _prepare(model: nn.Module, x: torch.Tensor, variant: str) -> tuple[nn.Module, torch.Tensor]:
     m = copy.deepcopy(model)
+    if "fold" in variant.split("_"):
+        from braintumor.inference.fold import fold_batchnorm
+
+        m = fold_batchnorm(m.eval()) or m
     if "cl" in variant.split("_"):
         m = m.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -73,6 +73,8 @@ def report(res: dict[str, Any], write: bool) -> None:
             "cl",
             "bf16",
             "bf16+cl",
+            "cl+fold",
+            "bf16+cl+fold",
             "ORT",
             "compile",
             "best",
@@ -143,7 +145,7 @@ def report(res: dict[str, Any], write: bool) -> None:
     print("\n\n".join(tables))
     print(other)
     if write:
-        name = "speed_quick" if res["quick"] else "speed"
+        name = "speed_quick" if res["quick"] else "speed_partial" if res.get("partial") else "speed"
         path = write_result(name, res)
         notes = (
             f"Matmul peak GFLOP/s: {fmt(res['matmul_peak_gflops']['fp32'], 0)} fp32, "
@@ -151,6 +153,6 @@ def report(res: dict[str, Any], write: bool) -> None:
             f"{res['nets'][0]['batch'] if res.get('nets') else '-'}; other figures: {other}. "
             f"Raw numbers: `{path.relative_to(path.parents[2])}`."
         )
-        append_markdown(
-            "Speed" + (" (quick smoke run)" if res["quick"] else ""), "\n\n".join(tables), notes
-        )
+        title = "Speed" + (" (quick smoke run)" if res["quick"] else "")
+        title += f" (partial: {res['partial']})" if res.get("partial") else ""
+        append_markdown(title, "\n\n".join(tables), notes)

@@ -40,6 +40,7 @@ from _speed_nets import (  # noqa: E402
 )
 from _speed_report import PEER, report, targets  # noqa: E402
 
+from braintumor.inference.fold import foldable_pairs  # noqa: E402
 from braintumor.models.registry import create_model, list_models, model_entry  # noqa: E402
 
 SECTIONS = ("nets", "scaling", "engine", "predict", "pipeline")
@@ -109,7 +110,11 @@ def bench_nets(args: argparse.Namespace, peak: dict[str, float]) -> list[dict[st
         row["params"] = sum(p.numel() for p in model.parameters())
         row["gflop_per_img"] = forward_flops(model.eval(), x[:1]) / 1e9
         variants = list(INFER_VARIANTS) + (["compile"] if name in args.compile else [])
+        foldable = foldable_pairs(model) > 0
         for v in variants:
+            if "fold" in v and not foldable:
+                row[f"infer_{v}"] = None  # no conv + BatchNorm pair: the same network
+                continue
             try:
                 row[f"infer_{v}"] = args.batch / infer_seconds(model, x, v, args.min_s)
                 row[f"diff_{v}"] = max_abs_diff(model, x[:2], v) if v != "fp32" else 0.0
@@ -212,6 +217,10 @@ def main(argv: list[str] | None = None) -> None:
     args.sizes, args.batches = ([64, 128], [1, 4]) if q else ([64, 128, 256, 512], [1, 4, 16, 32])
     started = time.perf_counter()
     res: dict[str, Any] = {"quick": q, "threads": args.threads}
+    if not q and (only != set(SECTIONS) or args.models):  # a subset: kept apart from the full run
+        res["partial"] = f"--only {args.only}" + (
+            f" --models {','.join(args.models)}" if args.models else ""
+        )
     res["matmul_peak_gflops"] = peak = matmul_peak(0.05 if q else 1.0)
     print(f"matmul peak GFLOP/s: {peak}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="speed-"))

@@ -15,7 +15,8 @@ from braintumor.models.registry import create_model, list_models, model_entry
 from tests.inference._cards import card_for, write_test_run
 
 HEAVY = {"alexnet", "vgg16", "vgg16_ft", "resnet50"}  # seconds to export on 2 busy cores
-NAMES = {"eager fp32", "eager fp32 channels-last", "eager bf16", "eager bf16 channels-last"}
+_EAGER = {"eager fp32", "eager fp32 channels-last", "eager bf16", "eager bf16 channels-last"}
+NAMES = _EAGER | {f"{n} folded" for n in _EAGER}
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,10 @@ Variants (each returns the network's logits):
   reordered: equal to ~1e-6);
 - ``eager bf16`` autocast, in either layout: only where the CPU runs bfloat16 natively
   (:func:`~braintumor.precision.cpu_has_bf16`);
+- ``folded``: where the network has conv + BatchNorm pairs, every candidate above
+  except the reference runs on a copy with BatchNorm folded into the convolutions
+  (:mod:`braintumor.inference.fold`; in fp32 equal to the reference to ~1e-6), plus
+  ``eager fp32 folded`` in the card's layout;
 - ``onnxruntime fp32``: the network exported to ONNX (the graph of
   :mod:`braintumor.serve.export`) and run by ONNX Runtime on the CPU. An export costs
   0.2-2 s, so it is made once per runtime (in memory, no file left behind).
@@ -156,6 +160,7 @@ class Runtime:
         self.variant = Variant("eager", resolved, layout)
         self.note: str | None = None  # why a variant was refused, for the log
         self._ort: OrtModule | None = None
+        self._folded: nn.Module | None = None  # the BatchNorm-folded copy, while a candidate
         self._lock = threading.Lock()
         pinned = precision is not None or trained not in ("32-true", "32")
         self._key = None if cache_key is None else (*cache_key, torch.get_num_threads(), bf16)
@@ -178,8 +183,14 @@ class Runtime:
         from braintumor.precision import set_layout
 
         if variant.engine == "eager":
-            set_layout(self.model, variant.channels_last)
+            set_layout(self._network(variant), variant.channels_last)
         self.variant = variant
+
+    def _network(self, variant: Variant) -> nn.Module:
+        if variant.folded:
+            assert self._folded is not None
+            return self._folded
+        return self.model
 
     @torch.no_grad()
     def _run(self, variant: Variant, x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +203,7 @@ class Runtime:
         with torch.autocast(
             self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
         ):
-            return self.model(as_layout(x, variant.channels_last)).float()
+            return self._network(variant)(as_layout(x, variant.channels_last)).float()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (fp32) of a batch; the first call under ``auto`` calibrates on it."""
@@ -203,17 +214,22 @@ class Runtime:
         return self._run(self.variant, x)
 
     def _candidates(self) -> list[Variant]:
+        from braintumor.inference.fold import fold_batchnorm
         from braintumor.precision import cpu_has_bf16
 
         ref = self.reference
+        self._folded = fold_batchnorm(self.model)
+        fold = self._folded is not None
         layouts = [ref.channels_last]  # and channels-last for any network with convolutions
         if not ref.channels_last and any(
             isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in self.model.modules()
         ):
             layouts.append(True)
-        out = [Variant("eager", "32-true", cl) for cl in layouts]
+        out = [ref] + [Variant("eager", "32-true", cl, fold) for cl in layouts[1:]]
+        if fold:
+            out.insert(1, Variant("eager", "32-true", ref.channels_last, True))
         if self.bf16 and cpu_has_bf16():
-            out += [Variant("eager", "bf16-mixed", cl) for cl in layouts]
+            out += [Variant("eager", "bf16-mixed", cl, fold) for cl in layouts]
         return out
 
     def _rounds(self, variants: list[Variant], x: torch.Tensor, timings: dict) -> None:
@@ -236,6 +252,10 @@ class Runtime:
         key = None if self._key is None else (*self._key, tuple(x.shape[1:]))
         cached = _DECISIONS.get(key) if key is not None else None
         if cached is not None and (cached.engine == "eager" or self._build_ort(x)):
+            if cached.folded:
+                from braintumor.inference.fold import fold_batchnorm
+
+                self._folded = fold_batchnorm(self.model)
             self._install(cached)
             self.pending = False
             return cached
@@ -274,6 +294,8 @@ class Runtime:
         self._install(best)
         if best.engine != "onnxruntime":
             self._ort = None  # free the session (and its thread pool)
+        if not best.folded:
+            self._folded = None
         self.pending = False
         self.note = "; ".join(refused) or None
         if key is not None:

@@ -29,12 +29,16 @@ class Variant:
     engine: str  # "eager" | "onnxruntime"
     precision: str = "32-true"
     channels_last: bool = False
+    folded: bool = False  # BatchNorm folded into the convolutions (inference.fold)
 
     @property
     def name(self) -> str:
-        """``eager bf16 channels-last``, ``onnxruntime fp32``, ..."""
+        """``eager bf16 channels-last``, ``eager fp32 folded``, ``onnxruntime fp32``, ..."""
         text = f"{self.engine} {_PRECISION_NAMES.get(self.precision, self.precision)}"
-        return text + (" channels-last" if self.engine == "eager" and self.channels_last else "")
+        if self.engine == "eager":
+            text += " channels-last" if self.channels_last else ""
+            text += " folded" if self.folded else ""
+        return text
 
 
 def agreement(task: str, threshold: float, ref: torch.Tensor, out: torch.Tensor) -> str | None:
