@@ -81,11 +81,10 @@ def _autocast(bf16: bool) -> Iterator[None]:
 
 
 def _prepare(model: nn.Module, x: torch.Tensor, variant: str) -> tuple[nn.Module, torch.Tensor]:
-    m = copy.deepcopy(model)
-    if "fold" in variant.split("_"):
-        from braintumor.inference.fold import fold_batchnorm
+    from braintumor.inference.fold import fold_batchnorm
 
-        m = fold_batchnorm(m.eval()) or m
+    folded = fold_batchnorm(model.eval()) if "fold" in variant.split("_") else None
+    m = folded or copy.deepcopy(model)  # the folded network is itself a copy
     if "cl" in variant.split("_"):
         m = m.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -214,12 +214,10 @@ class Runtime:
         return self._run(self.variant, x)
 
     def _candidates(self) -> list[Variant]:
-        from braintumor.inference.fold import fold_batchnorm
         from braintumor.precision import cpu_has_bf16
 
         ref = self.reference
-        self._folded = fold_batchnorm(self.model)
-        fold = self._folded is not None
+        fold = self._build_folded()
         layouts = [ref.channels_last]  # and channels-last for any network with convolutions
         if not ref.channels_last and any(
             isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in self.model.modules()
@@ -253,9 +251,7 @@ class Runtime:
         cached = _DECISIONS.get(key) if key is not None else None
         if cached is not None and (cached.engine == "eager" or self._build_ort(x)):
             if cached.folded:
-                from braintumor.inference.fold import fold_batchnorm
-
-                self._folded = fold_batchnorm(self.model)
+                self._build_folded()
             self._install(cached)
             self.pending = False
             return cached
@@ -310,6 +306,13 @@ class Runtime:
             f"; refused {self.note}" if self.note else "",
         )
         return best
+
+    def _build_folded(self) -> bool:
+        """The BatchNorm-folded copy of the network; False when it has nothing to fold."""
+        from braintumor.inference.fold import fold_batchnorm
+
+        self._folded = fold_batchnorm(self.model)
+        return self._folded is not None
 
     def _build_ort(self, x: torch.Tensor) -> bool:
         """An ONNX Runtime session at ``x``'s shape, quietly (auto: just no candidate)."""
