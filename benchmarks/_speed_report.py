@@ -33,7 +33,8 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if "engine" in res:
         # The engine against the raw loop of the same network at the same precision and
-        # layout (the "lost 40%"), for the default run (fp32) and bf16+cl.
+        # layout (the "lost 40%"), for fp32 and bf16+cl; and the default run
+        # (precision auto: bf16 + channels-last for unet where the CPU has native bf16).
         eng, raw = res["engine"], res["raw"]
         fast = eng["bf16_cl"]["img_s"]
         add("engine / raw unet, both bf16+cl", fast / raw["unet_train_bf16_cl"], 0.8)
@@ -44,6 +45,15 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             eng["default"]["img_s"] / raw["peer_train_fp32"],
             1.6,
         )
+        if "default_64_patients" in eng:  # a real epoch's length; default precision's raw loop
+            bf16 = res.get("engine_default_precision") == "bf16-mixed"
+            long = eng["default_64_patients"]
+            add(
+                f"engine (default, {long['n_train']} slices/epoch) / raw unet "
+                + ("bf16+cl" if bf16 else "fp32"),
+                long["img_s"] / raw["unet_train_bf16_cl" if bf16 else "unet_train_fp32"],
+                0.8,
+            )
     if "predict" in res:
         pr = res["predict"]
         add(

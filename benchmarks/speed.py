@@ -42,6 +42,7 @@ from _speed_report import PEER, report, targets  # noqa: E402
 
 from braintumor.inference.fold import foldable_pairs  # noqa: E402
 from braintumor.models.registry import create_model, list_models, model_entry  # noqa: E402
+from braintumor.precision import resolve_precision  # noqa: E402
 
 SECTIONS = ("nets", "scaling", "engine", "predict", "pipeline")
 
@@ -242,8 +243,18 @@ def main(argv: list[str] | None = None) -> None:
                     "bf16_cl",
                     ["trainer.precision=bf16-mixed", "trainer.memory_format=channels_last"],
                 ),
+                # What augmentation costs the default run (it is per item, on the main
+                # process: DataLoader workers measured slower on 2 cores).
+                ("default_no_augment", ["data.augment=false"]),
             )
         }
+    if "engine" in only and not q:
+        # The issue's baseline was a real LGG epoch (~1,200 slices): fixed costs (the
+        # first steps' oneDNN set-up, per-epoch validation) weigh less there than in 192.
+        res["engine"]["default_64_patients"] = engine_rate(
+            work, n_patients=64, slices=16, size=args.size, epochs=2, sets=[]
+        )
+        res["engine_default_precision"] = resolve_precision("auto", "cpu", say=False)
     if "engine" in only:
         print(f"[{time.perf_counter() - started:.0f} s] engine done", flush=True)
     if "predict" in only:

@@ -72,12 +72,30 @@ def test_bf16_falls_back_with_one_line_where_the_cpu_lacks_it(
         resolve_precision("fp8", "cpu")
 
 
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "32-true"
+    assert capsys.readouterr().err == ""  # the default falls back silently
+
+
 def test_auto_layout_picks_channels_last_for_conv_nets_only() -> None:
     assert use_channels_last(create_model("unet", 1, 1), "auto")
     assert not use_channels_last(create_model("vit", 1, 3), "auto")
     assert not use_channels_last(create_model("unet", 1, 1), "contiguous")
     with pytest.raises(ConfigError, match="memory_format"):
         use_channels_last(create_model("unet", 1, 1), "nhwc")
+
+
+def test_auto_layout_keeps_group_norm_nets_contiguous_under_bf16_only() -> None:
+    segresnet = create_model("segresnet", 1, 1)  # GroupNorm: slow channels-last in bf16
+    assert use_channels_last(segresnet, "auto", "32-true")
+    assert not use_channels_last(segresnet, "auto", "bf16-mixed")
+    assert use_channels_last(segresnet, "channels_last", "bf16-mixed")  # explicit wins
+    assert use_channels_last(create_model("unet", 1, 1), "auto", "bf16-mixed")
 
 
 def _card(prec: str) -> dict:
@@ -111,3 +129,13 @@ def test_training_precision_survives_into_the_card_and_prediction(
     cfg = Config()
     cfg.trainer.precision, cfg.trainer.accelerator = "bf16-mixed", "cpu"
     assert runtime_settings(cfg)["precision"] == "32-true"
+
+
+def test_the_default_precision_is_auto_and_the_card_records_what_it_resolved_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Config().trainer.precision == "auto"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert _card("auto")["runtime"]["precision"] == "bf16-mixed"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert _card("auto")["runtime"]["precision"] == "32-true"

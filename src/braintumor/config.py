@@ -71,9 +71,11 @@ class TrainerConfig:
     devices: str = "auto"  # "auto", "1", "4", ...
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ...
-    # 32-true | bf16-mixed | 16-mixed; bf16-mixed on a CPU without native bf16 falls
-    # back to 32-true with one printed line (braintumor/precision.py).
-    precision: str = "32-true"
+    # auto | 32-true | bf16-mixed | 16-mixed. auto: bf16-mixed on a CPU with native bf16
+    # (it matched fp32's val metrics at equal minutes on the shipped recipes, BENCHMARKS.md),
+    # else 32-true. An explicit bf16-mixed on a CPU without native bf16 falls back to
+    # 32-true with one printed line (braintumor/precision.py).
+    precision: str = "auto"
     memory_format: str = "auto"  # auto (channels-last for conv nets) | channels_last | contiguous
     compile: bool = False  # torch.compile the network's forward (see BENCHMARKS.md)
     patience: int = 0  # early stopping on the val monitor; 0 disables
@@ -110,6 +112,12 @@ class Config:
 
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _is_str(tp: Any) -> bool:
+    """``str`` or ``str | None``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and args == [str])
 
 
 def _yaml_value(raw: str, key: str) -> Any:
@@ -158,6 +166,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if tp is float:
             return float(value)
         if tp is str:
+            if isinstance(value, bool):  # YAML 1.1 reads an unquoted off/on as a bool
+                return "on" if value else "off"
             return str(value)
     except (TypeError, ValueError):
         raise ConfigError(
@@ -200,8 +210,8 @@ def apply_override(cfg: Config, assignment: str) -> Config:
             )
         if i == len(parts) - 1:
             tp = hints[part]
-            if typing.get_origin(tp) is dict or tp is dict:
-                value: Any = _coerce(raw, tp, key)
+            if typing.get_origin(tp) is dict or tp is dict or _is_str(tp):
+                value: Any = _coerce(raw, tp, key)  # a string stays as typed ("off")
             else:
                 parsed = _yaml_value(raw, key) if raw.strip() else raw
                 value = _coerce(parsed, tp, key)

@@ -9,9 +9,10 @@ prediction runs the network the way it was trained:
   falls back to ``32-true`` with one printed line instead of failing or crawling.
 - ``memory_format``: ``channels_last`` (NHWC) lets oneDNN run convolutions without
   re-ordering every activation; ``contiguous`` is PyTorch's default NCHW. ``auto``
-  picks channels-last for convolutional networks without instance norm (measured
-  in ``benchmarks/speed.py``: faster for the project's U-Nets and CNNs, slower for
-  MONAI's instance-normalised BasicUNet and of no use for a ViT).
+  picks channels-last for convolutional networks without instance norm, and under bf16
+  without group norm either (measured in ``benchmarks/speed.py``: faster for the
+  project's U-Nets and CNNs, slower for MONAI's instance-normalised BasicUNet, for
+  segresnet's GroupNorm in bf16, and of no use for a ViT).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 
 from braintumor.errors import ConfigError
 
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "32", "bf16", "16")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "32", "bf16", "16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
@@ -45,6 +46,10 @@ def on_cpu(accelerator: str) -> bool:
 def resolve_precision(precision: str, accelerator: str = "auto", *, say: bool = True) -> str:
     """The precision to run: ``precision``, or ``32-true`` where the CPU lacks bf16.
 
+    ``auto``: ``bf16-mixed`` on a CPU with native bf16 (it matched fp32's val metrics
+    within seed noise at equal minutes on the shipped recipes, BENCHMARKS.md), else
+    ``32-true`` (a CPU without bf16, and GPUs, where it was not measured), silently.
+
     Args:
         precision: the configured value (``trainer.precision`` or the card's).
         accelerator: ``cpu``/``gpu``/``auto``.
@@ -53,8 +58,10 @@ def resolve_precision(precision: str, accelerator: str = "auto", *, say: bool = 
     text = str(precision)
     if text not in PRECISIONS:
         raise ConfigError(
-            f"unknown trainer.precision {text!r}; use one of: 32-true, bf16-mixed, 16-mixed"
+            f"unknown trainer.precision {text!r}; use one of: auto, 32-true, bf16-mixed, 16-mixed"
         )
+    if text == "auto":
+        return "bf16-mixed" if on_cpu(accelerator) and cpu_has_bf16() else "32-true"
     if text.startswith("bf16") and on_cpu(accelerator) and not cpu_has_bf16():
         if say:
             print(
@@ -75,8 +82,10 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return None
 
 
-def is_conv_net(model: nn.Module) -> bool:
-    """Most parameters sit in 2D convolutions and nothing is instance-normalised."""
+def is_conv_net(model: nn.Module, low_precision: bool = False) -> bool:
+    """Most parameters sit in 2D convolutions and nothing is instance-normalised (nor,
+    under bf16/fp16 autocast, group-normalised: oneDNN's channels-last GroupNorm in
+    bf16 trained segresnet at 40 img/s against 87 in NCHW, BENCHMARKS.md "Speed")."""
     conv = sum(
         p.numel()
         for m in model.modules()
@@ -84,18 +93,19 @@ def is_conv_net(model: nn.Module) -> bool:
         for p in m.parameters(recurse=False)
     )
     total = sum(p.numel() for p in model.parameters()) or 1
-    instance = any(isinstance(m, nn.InstanceNorm2d) for m in model.modules())
-    return conv / total > 0.5 and not instance
+    slow = (nn.InstanceNorm2d, nn.GroupNorm) if low_precision else (nn.InstanceNorm2d,)
+    return conv / total > 0.5 and not any(isinstance(m, slow) for m in model.modules())
 
 
-def use_channels_last(model: nn.Module, memory_format: str) -> bool:
-    """Resolve ``memory_format`` (``auto``/``channels_last``/``contiguous``) for ``model``."""
+def use_channels_last(model: nn.Module, memory_format: str, precision: str = "32-true") -> bool:
+    """Resolve ``memory_format`` (``auto``/``channels_last``/``contiguous``) for ``model``
+    running in the (resolved) ``precision``."""
     if memory_format not in MEMORY_FORMATS:
         raise ConfigError(
             f"unknown memory_format {memory_format!r}; use one of: {', '.join(MEMORY_FORMATS)}"
         )
     if memory_format == "auto":
-        return is_conv_net(model)
+        return is_conv_net(model, low_precision=autocast_dtype(precision) is not None)
     return memory_format == "channels_last"
 
 

@@ -87,6 +87,8 @@ def test_optimizers_and_schedules(optimizer: str, scheduler: str) -> None:
     conf = module.configure_optimizers()
     opt = conf["optimizer"] if isinstance(conf, dict) else conf
     assert type(opt).__name__.lower() == optimizer
+    if optimizer != "sgd":  # Adam(W) on CPU tensors: the fused kernel
+        assert opt.defaults["fused"] is True
     decays = {g["weight_decay"] for g in opt.param_groups}
     assert decays == {0.1, 0.0}  # no decay on biases and norm weights
     if scheduler == "plateau":

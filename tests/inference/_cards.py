@@ -11,9 +11,20 @@ from braintumor.config import Config, save_config
 from braintumor.inference.runs import make_card, save_run_model
 
 
-def card_for(task: str, name: str, in_ch: int, n_out: int, size: int, **kw: object) -> dict:
+def card_for(
+    task: str,
+    name: str,
+    in_ch: int,
+    n_out: int,
+    size: int,
+    precision: str = "32-true",
+    **kw: object,
+) -> dict:
+    """The card of a run trained in ``precision`` (default fp32: the auto runtime's case;
+    the training default, ``auto``, is bf16 on a CPU that has it)."""
     cfg = Config(task=task)
     cfg.model.name, cfg.model.kwargs, cfg.data.image_size = name, dict(kw), size
+    cfg.trainer.precision = precision
     names = [f"c{i}" for i in range(n_out)]
     return make_card(
         cfg,

@@ -76,7 +76,7 @@ def test_the_runtime_offers_folded_variants_and_remembers_them(
     assert not any(v.folded for v in plain._candidates())
     # Whatever wins, the output is the reference's; a folded winner is remembered.
     x = torch.rand(8, 1, 64, 64)
-    monkeypatch.setattr(backends, "_seconds", lambda run: (run(), 0.5)[1])
+    monkeypatch.setattr(backends, "seconds", lambda run: (run(), 0.5)[1])
     fast = {"eager fp32 channels-last folded": 0.1}
     monkeypatch.setattr(
         Runtime, "_rounds", lambda self, vs, x, t: t.update({v: fast.get(v.name, 1.0) for v in vs})

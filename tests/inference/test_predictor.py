@@ -85,7 +85,7 @@ def test_batched_preparation_equals_one_slice_at_a_time(
     rng = np.random.default_rng(0)
     images = [rng.random((c, h, w)).astype(np.float32) for _ in range(3)]
     one_by_one = np.stack([pred.preprocess(im) for im in images])
-    assert np.array_equal(pred._prepare(images), one_by_one)
+    assert np.array_equal(pred.spec.prepare_chunk(images), one_by_one)
     probs = torch.rand(3, 1, 24, 24)
     from braintumor.inference.predictor import to_original_grid
 

@@ -86,7 +86,7 @@ def train(
     accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
     devices: str | None = typer.Option(None, "--devices", help="auto, 1, 4, 0,1 ..."),
     precision: str | None = typer.Option(
-        None, "--precision", help="32-true, 16-mixed, bf16-mixed."
+        None, "--precision", help="auto, 32-true, bf16-mixed, 16-mixed."
     ),
     seed: int | None = typer.Option(None, "--seed"),
     force: bool = typer.Option(

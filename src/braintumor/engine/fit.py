@@ -98,6 +98,7 @@ def fit_run(
         memory_format=cfg.trainer.memory_format,
         compile=cfg.trainer.compile,
         max_minutes=cfg.trainer.max_minutes,
+        precision=runs.runtime_settings(cfg)["precision"],  # the layout depends on it
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 
 from braintumor.config import Config
 from braintumor.errors import ConfigError
+from braintumor.precision import resolve_precision
 
 
 class NonFiniteLoss(ConfigError):
@@ -33,7 +34,7 @@ class FiniteLossGuard(Callback):
     def _fail(self, value: float, epoch: int) -> None:
         o, t = self.cfg.optim, self.cfg.trainer
         fixes = [f"lower optim.lr (now {o.lr:g})"]
-        if t.precision not in ("32-true", "32", "64-true", "64"):
+        if resolve_precision(t.precision, t.accelerator, say=False) not in ("32-true", "32"):
             fixes.append(f"use trainer.precision=32-true (now {t.precision})")
         raise NonFiniteLoss(
             f"training stopped: the training loss became {value} in epoch {epoch + 1} "

@@ -42,20 +42,8 @@ The default is ``$BRAINTUMOR_BACKEND`` when set (e.g. ``eager`` for exact
 reproduction), else the card's ``runtime.backend``, else ``auto``. On a GPU the
 network runs eager as the card says (no timing).
 
-Tolerance (eligibility): a variant runs only if, on the calibration batch, its
-output agrees with eager fp32's:
-
-- segmentation: the masks at the run's threshold agree on >= 0.999 of the pixels
-  (:data:`SEG_MASK_AGREEMENT`) and no probability moves by more than 0.05
-  (:data:`SEG_PROB_ATOL`);
-- classification: the same predicted class for every image and no probability moves
-  by more than 0.02 (:data:`CLS_PROB_ATOL`).
-
-The check is made on the real images being predicted (a smooth random image when
-:meth:`Runtime.calibrate` is called without any), so it holds there exactly and
-elsewhere as far as that batch is typical. The reference is always eligible, so
-auto never runs anything worse than eager fp32. ``evaluate`` (reported metrics)
-uses only the fp32 variants, whose outputs equal eager fp32's to ~1e-6.
+Tolerance (eligibility): a variant runs only if, on the calibration batch, its output
+agrees with eager fp32's within :mod:`braintumor.inference.variants`' tolerance.
 """
 
 from __future__ import annotations
@@ -64,7 +52,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -79,21 +66,12 @@ from braintumor.inference.variants import (
     SEG_PROB_ATOL,
     Variant,
     agreement,
+    seconds,
+    seconds_per_batch,
     smooth_batch,
 )
 
 BACKENDS = ("eager", "onnxruntime", "auto")
-
-
-def seconds_per_batch(run: Callable[[], Any], repeats: int = 2) -> float:
-    """Best of ``repeats`` timed calls after one warm-up call."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 ENV_BACKEND = "BRAINTUMOR_BACKEND"
@@ -155,7 +133,7 @@ class Runtime:
         accelerator = "cpu" if self.device.type == "cpu" else "gpu"
         trained = str(runtime.get("precision", "32-true"))
         resolved = resolve_precision(precision or trained, accelerator)
-        layout = use_channels_last(model, runtime.get("memory_format", memory_format))
+        layout = use_channels_last(model, runtime.get("memory_format", memory_format), resolved)
         self.reference = Variant("eager", "32-true", layout)
         self.variant = Variant("eager", resolved, layout)
         self.note: str | None = None  # why a variant was refused, for the log
@@ -236,8 +214,8 @@ class Runtime:
         for _ in range(2):
             for variant in variants:
                 self._install(variant)
-                seconds = _seconds(lambda v=variant: self._run(v, x))
-                timings[variant] = min(timings.get(variant, float("inf")), seconds)
+                spent = seconds(lambda v=variant: self._run(v, x))
+                timings[variant] = min(timings.get(variant, float("inf")), spent)
 
     def calibrate(self, batch: torch.Tensor | None = None) -> Variant:
         """Time the candidate variants on (the first images of) ``batch`` and keep the
@@ -330,12 +308,6 @@ class Runtime:
         finally:
             self._install(self.variant)  # the export may have moved the weights' layout
         return True
-
-
-def _seconds(run: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def forget_decisions() -> None:

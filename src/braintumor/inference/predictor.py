@@ -22,18 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from braintumor.data.intensity import apply_volume_scale, volume_scale
-from braintumor.data.preprocess import one_thread, prepare_sample
-from braintumor.data.stacking import stack_neighbours, volume_neighbours
+from braintumor.data.preprocess import one_thread
 from braintumor.errors import ConfigError, DataError
 from braintumor.inference.backends import Runtime
 from braintumor.inference.batching import (  # padding_box, to_original_grid: re-exported
     padding_box,
-    prepare_batch,
     restore_batch,
     to_original_grid,
 )
 from braintumor.inference.postprocess import Levers, drop_small_probabilities
+from braintumor.inference.preprocessing import InputSpec
 from braintumor.inference.runs import WEIGHTS_FILE, card_intensity, load_run
 from braintumor.inference.scans import ScanInput
 from braintumor.inference.tta import flip_tta
@@ -55,14 +53,6 @@ def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
     if task == "classification":
         return torch.softmax(logits.float(), dim=1)
     return torch.sigmoid(logits.float())
-
-
-def _flair_channel(card: dict[str, Any]) -> int:
-    """The FLAIR channel of the format the run was trained on (0 if unknown)."""
-    from braintumor.data.registry import FORMATS
-
-    name = str(card.get("data", {}).get("spec", "")).split(":", 1)[0]
-    return int(FORMATS.get(name).flair_channel) if name in FORMATS else 0
 
 
 class Predictor:
@@ -113,13 +103,12 @@ class Predictor:
         names = card["classes"] if self.is_classification else card["mask_channels"]
         self._names = [str(n) for n in names]
         self._threshold = float(card.get("threshold", 0.5))
-        pre = card["preprocessing"]
-        self.image_size = int(pre["image_size"])
-        self.channels = int(pre["channels"])
-        self.crop = bool(pre["crop"])
-        self.neighbours = int(pre.get("neighbours", 0))
-        self.flair_channel = _flair_channel(card)
-        self.per_volume = bool((card.get("normalisation") or {}).get("per_volume"))
+        self.spec = InputSpec.from_card(card)  # how the training images were prepared
+        self.image_size, self.channels, self.crop = (
+            self.spec.image_size,
+            self.spec.channels,
+            self.spec.crop,
+        )
         # Cards written before these settings existed ran in fp32, NCHW.
         self._runtime = Runtime(
             self.model,
@@ -200,7 +189,7 @@ class Predictor:
             DataError: the scan has a channel count the run cannot take, naming the fix.
         """
         have, want = int(scan.data.shape[0]), self.channels
-        if have != want and {have, want} != {1, 3}:  # gray <-> RGB is converted
+        if not self.spec.accepts(have):  # gray <-> RGB is converted
             if scan.kind == "image" and self.is_classification:
                 fix = "image files give 1 or 3 channels, so use a run trained on 1 or 3 channels"
             elif want > 1:
@@ -225,35 +214,8 @@ class Predictor:
         self, image: np.ndarray, scales: np.ndarray | None = None, stack: bool = True
     ) -> np.ndarray:
         """One C x H x W image (on the run's intensity scale) as the model saw its
-        training images: the card's geometry and channel count.
-
-        ``scales``: the per-channel scales of the image's volume, for runs trained with
-        per-volume normalisation (default: the image's own, the single-slice fallback).
-        ``stack=False`` leaves out the 2.5D neighbour channels (the caller adds them).
-        """
-        img = np.asarray(image, dtype=np.float32)
-        if img.ndim == 2:
-            img = img[None]
-        if img.ndim != 3:
-            raise DataError(f"expected an image C x H x W, got shape {img.shape}")
-        c = img.shape[0]
-        if c != self.channels and {c, self.channels} != {1, 3}:
-            raise DataError(
-                f"this run was trained on {self.channels}-channel images but got one with {c} "
-                f"channel(s); give {self.channels} channels (e.g. one NIfTI file per sequence)"
-            )
-        if self.per_volume:
-            img = apply_volume_scale(img, volume_scale(img) if scales is None else scales)
-        sample = {"image": img, "mask": None, "label": -1, "patient_id": "", "path": ""}
-        prepared = prepare_sample(sample, self.image_size, self.channels, self.crop)["image"]
-        if self.neighbours and stack:
-            # A slice on its own has no neighbours: the edge rule repeats its own FLAIR.
-            prepared = stack_neighbours(
-                prepared, [prepared] * (2 * self.neighbours), self.flair_channel
-            )
-        # SliceDataset stores prepared images as float16 (training, evaluation): round
-        # the same way so that a prediction equals what evaluation computes.
-        return prepared.astype(np.float16).astype(np.float32)
+        training images (:meth:`InputSpec.prepare`)."""
+        return self.spec.prepare(image, scales, stack)
 
     @torch.no_grad()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
@@ -285,21 +247,13 @@ class Predictor:
         if len(images) == 0:
             return np.zeros((0, len(self.names)), np.float32) if self.is_classification else []
         out: list[Any] = []
-        prepared: list[np.ndarray] | None = None
-        if volume and (self.per_volume or self.neighbours):  # else: batched, as 2D
-            scales = volume_scale(np.stack(images)) if self.per_volume else None
-            flat = [self.preprocess(im, scales, stack=False) for im in images]
-            idx = volume_neighbours(len(flat), self.neighbours)
-            prepared = [
-                stack_neighbours(f, [flat[j] for j in idx[i]], self.flair_channel)
-                for i, f in enumerate(flat)
-            ]
+        prepared = self.spec.prepare_volume(list(images)) if volume else None  # None: as 2D
         for i in range(0, len(images), batch_size):
             chunk = [np.asarray(im) for im in images[i : i + batch_size]]
             if prepared is not None:
                 batch = np.stack(prepared[i : i + batch_size])
             else:
-                batch = self._prepare(chunk)
+                batch = self.spec.prepare_chunk(chunk)
             probs = self._forward(batch)
             if self.is_classification:
                 out.append(probs.numpy())
@@ -312,17 +266,6 @@ class Predictor:
                 out, self.threshold, self.min_component_voxels, self.image_size
             )
         return out
-
-    def _prepare(self, chunk: list[np.ndarray]) -> np.ndarray:
-        """:meth:`preprocess` of a chunk, batched where the slices share a shape (and
-        no per-slice step (crop, per-volume scale, 2.5D neighbours) is involved)."""
-        shape = chunk[0].shape
-        same = len(shape) == 3 and all(im.shape == shape for im in chunk)
-        convertible = same and (shape[0] == self.channels or {shape[0], self.channels} == {1, 3})
-        if self.crop or self.per_volume or self.neighbours or not convertible:
-            with one_thread():  # per-slice resizing: see one_thread
-                return np.stack([self.preprocess(im) for im in chunk])
-        return prepare_batch(np.stack(chunk), self.image_size, self.channels)
 
     def _restore(self, chunk: list[np.ndarray], probs: torch.Tensor) -> list[np.ndarray]:
         """Probabilities back on each input's own grid (:func:`to_original_grid`)."""

@@ -1,11 +1,29 @@
 """The variants a network can run in, and the tolerance a fast one must meet.
 
 See :mod:`braintumor.inference.backends` for how ``auto`` times and chooses them.
+
+Tolerance (eligibility): a variant runs only if, on the calibration batch, its
+output agrees with eager fp32's:
+
+- segmentation: the masks at the run's threshold agree on >= 0.999 of the pixels
+  (:data:`SEG_MASK_AGREEMENT`) and no probability moves by more than 0.05
+  (:data:`SEG_PROB_ATOL`);
+- classification: the same predicted class for every image and no probability moves
+  by more than 0.02 (:data:`CLS_PROB_ATOL`).
+
+The check is made on the real images being predicted (a smooth random image when
+:meth:`~braintumor.inference.backends.Runtime.calibrate` is called without any), so it
+holds there exactly and elsewhere as far as that batch is typical. The reference is always
+eligible, so auto never runs anything worse than eager fp32. ``evaluate`` (reported
+metrics) uses only the fp32 variants, whose outputs equal eager fp32's to ~1e-6.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -71,6 +89,19 @@ def smooth_batch(n: int, channels: int, size: int, seed: int = 0) -> torch.Tenso
     return up.clamp(0, 1)
 
 
+def seconds(run: Callable[[], Any]) -> float:
+    """Wall seconds of one call."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def seconds_per_batch(run: Callable[[], Any], repeats: int = 2) -> float:
+    """Best of ``repeats`` timed calls after one warm-up call."""
+    run()
+    return min(seconds(run) for _ in range(repeats))
+
+
 __all__ = [
     "CALIBRATION_ITEMS",
     "CLS_PROB_ATOL",
@@ -79,5 +110,7 @@ __all__ = [
     "SEG_PROB_ATOL",
     "Variant",
     "agreement",
+    "seconds",
+    "seconds_per_batch",
     "smooth_batch",
 ]
