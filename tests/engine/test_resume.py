@@ -27,12 +27,12 @@ from braintumor.inference.runs import load_run
 from tests.engine.test_engine_training import _Scripted, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
-# Three epochs, the best one chosen on val ECE, a continuous metric (so the saved
+# Three epochs, the best one chosen on val loss, a continuous metric (so the saved
 # weights come from a resumed epoch), augmentation, early stopping and a time budget.
 RESUMABLE = {
     "trainer.epochs": 3,
     "trainer.deterministic": "true",
-    "trainer.monitor": "ece",
+    "trainer.monitor": "loss",
     "trainer.patience": 5,
     "trainer.max_minutes": 30,
 }

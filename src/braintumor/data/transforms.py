@@ -21,14 +21,13 @@ from monai.transforms import (
     Compose,
     MapTransform,
     RandAdjustContrastd,
-    RandAffined,
     RandFlipd,
-    RandGaussianNoised,
     Randomizable,
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
 
+from braintumor.data.fast_augment import RandAffine2d, RandGaussianNoise
 from braintumor.errors import ConfigError
 
 TASKS = ("classification", "segmentation")
@@ -79,7 +78,9 @@ class Augment:
             elif depth < 6 and isinstance(obj, list | tuple):
                 for item in obj:
                     walk(item, depth + 1)
-            elif depth < 6 and type(obj).__module__.startswith("monai."):
+            elif depth < 6 and (
+                isinstance(obj, Randomizable) or type(obj).__module__.startswith("monai.")
+            ):
                 for value in vars(obj).values():
                     walk(value, depth + 1)
 
@@ -179,18 +180,16 @@ def build_transforms(
         [
             *extra,
             RandFlipd(keys=both, prob=0.5, spatial_axis=1, allow_missing_keys=True),
-            RandAffined(
+            RandAffine2d(
                 keys=both,
                 prob=0.5,
                 rotate_range=math.radians(15),
                 scale_range=(0.1, 0.1),
-                mode=("bilinear", "nearest"),
-                padding_mode="zeros",
-                allow_missing_keys=True,
+                modes=("bilinear", "nearest"),
             ),
             RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
             RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5),
-            RandGaussianNoised(keys="image", prob=0.3, std=0.03),
+            RandGaussianNoise(keys="image", prob=0.3, std=0.03),
         ]
     )
     return Augment(pipeline)

@@ -80,6 +80,7 @@ def fit_run(
     check_memory(cfg, data.in_channels, len(data.fmt.mask_channels))
     probe_model(cfg, data.in_channels, task.num_outputs)  # a size the model cannot take: now
     model = build_model(cfg, data.in_channels, task.num_outputs)
+    device, runtime = pick_device(cfg.trainer.accelerator), runs.runtime_settings(cfg)
     if cfg.model.pretrained:
         from braintumor.models.pretrained import load_pretrained
 
@@ -98,7 +99,7 @@ def fit_run(
         memory_format=cfg.trainer.memory_format,
         compile=cfg.trainer.compile,
         max_minutes=cfg.trainer.max_minutes,
-        precision=runs.runtime_settings(cfg)["precision"],  # the layout depends on it
+        precision=runtime["precision"],  # the layout depends on it
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")
@@ -169,7 +170,6 @@ def fit_run(
     # The run is trained: its checkpoints (best, resume) are not part of the run folder.
     shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
-    device, runtime = pick_device(cfg.trainer.accelerator), runs.runtime_settings(cfg)
     levers = Levers()
     if cfg.task == "segmentation" and cfg.trainer.levers == "val":
         levers, table = select_on_val(model, task, val_loader, device, runtime)
