@@ -92,28 +92,66 @@ def write_run(
     return folder
 
 
-def predict_rate(work: Path, n: int, size: int, sets: list[str]) -> dict[str, Any]:
-    """``predict`` on ``n`` PNG slices (read, predict, write masks and overlays)."""
+def _phantom_pngs(folder: Path, n: int) -> list[Path]:
+    """``n`` 256-px FLAIR slices of phantom brains (tumors and not) as 8-bit PNGs."""
     from PIL import Image
 
-    from braintumor.inference.predict_files import predict_inputs
-    from braintumor.inference.predictor import Predictor
+    from braintumor.data import phantom
 
-    src = work / "pngs"
-    src.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"slice{i:03d}.png" for i in range(n)]
+    if all(f.exists() for f in files):
+        return files
+    rng = np.random.default_rng(0)
+    i = 0
+    while i < n:
+        kind = phantom.CLASSES[i // 16 % len(phantom.CLASSES)]
+        for sl in phantom.generate_patient(rng, kind, n_slices=16, size=256):
+            if i < n:
+                flair = np.asarray(sl["image"])[0]
+                Image.fromarray((np.clip(flair, 0, 1) * 255).astype(np.uint8)).save(files[i])
+                i += 1
+    return files
+
+
+def _noise_pngs(folder: Path, n: int) -> list[Path]:
+    """``n`` 256-px PNGs of uniform noise: the worst case for PNG decoding and encoding."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     files = []
     for i in range(n):
-        f = src / f"slice{i:03d}.png"
+        f = folder / f"slice{i:03d}.png"
         if not f.exists():
             Image.fromarray(rng.integers(0, 255, (256, 256), dtype=np.uint8)).save(f)
         files.append(f)
+    return files
+
+
+def predict_rate(work: Path, n: int, size: int, sets: list[str], inputs: str) -> dict[str, Any]:
+    """``predict`` on ``n`` PNG slices (read, predict, write masks and overlays).
+
+    ``inputs``: ``"phantom"`` (brain slices, black around the head, as MRI PNGs are) or
+    ``"noise"`` (uniform noise, which no PNG compresses: the worst case for the writer).
+    """
+    from braintumor.inference.predict_files import predict_inputs
+    from braintumor.inference.predictor import Predictor
+
+    make = _phantom_pngs if inputs == "phantom" else _noise_pngs
+    files = make(work / f"pngs_{inputs}", n)
     run = write_run(work / "seg_run", "segmentation", "unet", 1, ["tumor"], size, "lgg", sets)
     predictor = Predictor.from_run(run, device="cpu")  # start-up: not timed
     start = time.perf_counter()
-    predict_inputs(predictor, files, work / "pred_out")
+    predict_inputs(predictor, files, work / f"pred_out_{inputs}")
     seconds = time.perf_counter() - start
-    return {"n": n, "seconds": seconds, "img_s": n / seconds, "precision": predictor.precision}
+    return {
+        "n": n,
+        "inputs": inputs,
+        "seconds": seconds,
+        "img_s": n / seconds,
+        "precision": predictor.precision,
+    }
 
 
 def pipeline_seconds(

@@ -57,7 +57,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     if "predict" in res:
         pr = res["predict"]
         add(
-            "predict 240 PNG / BasicUNet fp32 forward loop",
+            f"predict {pr['default']['n']} PNG (phantom brain slices) / BasicUNet fp32 forward",
             pr["default"]["img_s"] / pr["peer_forward_img_s"],
             1.0,
         )
@@ -127,9 +127,16 @@ def report(res: dict[str, Any], write: bool) -> None:
     if res.get("engine"):
         tables.append(
             markdown_table(
-                ["engine run", "train imgs", "epochs", "fit s", "img/s"],
+                ["engine run", "train imgs", "epochs", "fit s (best)", "img/s (best)", "every fit"],
                 [
-                    [k, v["n_train"], v["epochs"], fmt(v["train_seconds"], 1), fmt(v["img_s"], 1)]
+                    [
+                        k,
+                        v["n_train"],
+                        v["epochs"],
+                        fmt(v["train_seconds"], 1),
+                        fmt(v["img_s"], 1),
+                        ", ".join(fmt(r, 1) for r in v.get("all_img_s", [v["img_s"]])),
+                    ]
                     for k, v in res["engine"].items()
                 ],
             )

@@ -184,6 +184,13 @@ def bench_scaling(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def best_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of repeated end-to-end runs, with every run's img/s beside it."""
+    best = dict(max(runs, key=lambda r: r["img_s"]))
+    best["all_img_s"] = [round(r["img_s"], 2) for r in runs]
+    return best
+
+
 def raw_rates(args: argparse.Namespace, in_ch: int) -> dict[str, float]:
     """Plain training and inference loops (no engine) that the end-to-end figures divide by."""
     x = torch.randn(16, in_ch, args.size, args.size)
@@ -242,37 +249,54 @@ def main(argv: list[str] | None = None) -> None:
     if "engine" in only:
         res["raw"] = raw_rates(args, 4)
         n_pat, sl, ep = (4, 4, 1) if q else (16, 16, 2)
-        res["engine"] = {
-            name: engine_rate(work, n_patients=n_pat, slices=sl, size=args.size, epochs=ep, sets=s)
-            for name, s in (
-                ("default", []),
-                ("fp32_nchw", ["trainer.precision=32-true", "trainer.memory_format=contiguous"]),
-                (
-                    "bf16_cl",
-                    ["trainer.precision=bf16-mixed", "trainer.memory_format=channels_last"],
-                ),
-                # What augmentation costs the default run (it is per item, on the main
-                # process: DataLoader workers measured slower on 2 cores).
-                ("default_no_augment", ["data.augment=false"]),
-            )
+        configs = {
+            "default": [],
+            "fp32_nchw": ["trainer.precision=32-true", "trainer.memory_format=contiguous"],
+            "bf16_cl": ["trainer.precision=bf16-mixed", "trainer.memory_format=channels_last"],
+            # What augmentation costs the default run (it is per item, on the main
+            # process: DataLoader workers measured slower on 2 cores).
+            "default_no_augment": ["data.augment=false"],
         }
-    if "engine" in only and not q:
-        # The issue's baseline was a real LGG epoch (~1,200 slices): fixed costs (the
-        # first steps' oneDNN set-up, per-epoch validation) weigh less there than in 192.
-        res["engine"]["default_64_patients"] = engine_rate(
-            work, n_patients=64, slices=16, size=args.size, epochs=2, sets=[]
-        )
-        res["engine_default_precision"] = resolve_precision("auto", "cpu", say=False)
+        # Each fit is ~6 s: one fit moved by ±10 % between identical settings (default
+        # and bf16_cl: 72.5 and 64.1 img/s on 2026-12-02). The raw side is the best of
+        # three timed windows, so the engine side is the best of ``repeats`` fits,
+        # the configurations taken in turn so that a slow minute hits them all alike.
+        repeats = 1 if q else 2
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in configs}
+        for _ in range(repeats):
+            for name, sets in configs.items():
+                kw = {"n_patients": n_pat, "slices": sl, "size": args.size, "epochs": ep}
+                runs[name].append(engine_rate(work, sets=sets, **kw))
+        if not q:
+            # The issue's baseline was a real LGG epoch (~1,200 slices): fixed costs (the
+            # first steps' oneDNN set-up, per-epoch validation) weigh less there than in 192.
+            runs["default_64_patients"] = [
+                engine_rate(work, n_patients=64, slices=16, size=args.size, epochs=2, sets=[])
+                for _ in range(repeats)
+            ]
+            res["engine_default_precision"] = resolve_precision("auto", "cpu", say=False)
+        res["engine"] = {k: best_run(v) for k, v in runs.items()}
+        # The raw loops again after the fits, best of both: a machine whose speed drifts
+        # over minutes (shared cores) must not flatter either side of the ratio.
+        after = raw_rates(args, 4)
+        res["raw_before_after"] = {k: [res["raw"][k], after[k]] for k in after}
+        res["raw"] = {k: max(res["raw"][k], after[k]) for k in after}
     if "engine" in only:
         print(f"[{time.perf_counter() - started:.0f} s] engine done", flush=True)
     if "predict" in only:
         n = 16 if q else 240
         x = torch.randn(16, 1, args.size, args.size)
         peer = peer_unet(1)
+        before = 16 / infer_seconds(peer, x, "fp32", args.min_s)
         res["predict"] = {
-            "default": predict_rate(work, n, args.size, []),
-            "peer_forward_img_s": 16 / infer_seconds(peer, x, "fp32", args.min_s),
+            # Best of two runs, as the peer's forward loop is the best of three windows
+            # (timed before and after the runs: the better of the two counts).
+            name: best_run([predict_rate(work, n, args.size, [], inputs) for _ in range(2)])
+            for name, inputs in (("default", "phantom"), ("noise", "noise"))
         }
+        after = 16 / infer_seconds(peer, x, "fp32", args.min_s)
+        res["predict"]["peer_forward_before_after"] = [before, after]
+        res["predict"]["peer_forward_img_s"] = max(before, after)
     if "pipeline" in only:
         pipe: dict[str, Any] = {}
         case = args.data / "brats2021-sample" / "BraTS2021_00006"

@@ -111,32 +111,48 @@ def segment_scan(predictor: Predictor, scan: ScanInput) -> np.ndarray:
 
 
 def _segment_all(
-    predictor: Predictor, scans: list[ScanInput], out: Path, stems: list[str], batch: int = 16
+    predictor: Predictor,
+    scans: list[ScanInput],
+    out: Path,
+    stems: list[str],
+    batch: int = 16,
+    chunk_batches: int = 8,
 ) -> list[dict[str, Any]]:
     """Segment every scan; 2D images go through the network in batches.
 
     One image at a time wastes most of a CPU's throughput, so the slices of up to
-    ``batch`` 2D inputs share a forward pass; masks and overlays are written by a
-    helper thread, so drawing and PNG encoding overlap with the next
-    batch's forward pass (which releases the GIL). Results keep the input order.
+    ``batch`` 2D inputs share a forward pass. Work alternates between two phases per
+    chunk of ``chunk_batches`` batches: the forward passes (on every torch thread),
+    then the masks and overlays of that chunk, drawn and PNG-encoded by as many writer
+    threads (PIL's encoder releases the GIL). Writing *during* the forward passes
+    looked cheaper but was not: on 2 cores one writer thread beside torch's 2 threads
+    slowed the convolutions ~2.5x (240 slices 3.8 s against 2.6 s for the phases in
+    turn). The chunks bound memory on long input lists. Results keep the input order.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    import torch
+
     flat = [i for i, scan in enumerate(scans) if not scan.is_volume]
     pending: dict[int, Future[dict[str, Any]]] = {}
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        for start in range(0, len(flat), batch):
-            chunk = flat[start : start + batch]
+    step = batch * chunk_batches
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as writers:
+        for start in range(0, len(flat), step):
+            chunk = flat[start : start + step]
             per_scan = [predictor.scan_slices(scans[i]) for i in chunk]
             probs = predictor.predict_images([s for sl in per_scan for s in sl], batch)
-            at = 0
+            at, jobs = 0, []
             for i, sl in zip(chunk, per_scan, strict=True):
                 masks = np.stack([predictor.masks(p) for p in probs[at : at + len(sl)]])
                 at += len(sl)
-                pending[i] = writer.submit(_segment, predictor, scans[i], out, stems[i], masks)
-        for i, scan in enumerate(scans):
+                pending[i] = writers.submit(_segment, predictor, scans[i], out, stems[i], masks)
+                jobs.append(pending[i])
+            for job in jobs:  # this chunk written before the next forward passes start
+                job.result()
+        for i, scan in enumerate(scans):  # volumes: one forward + write each, in turn
             if scan.is_volume:
-                pending[i] = writer.submit(_segment, predictor, scan, out, stems[i])
+                pending[i] = writers.submit(_segment, predictor, scan, out, stems[i])
+                pending[i].result()
         return [pending[i].result() for i in range(len(scans))]
 
 
