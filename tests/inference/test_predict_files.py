@@ -114,3 +114,36 @@ def test_classification_scales_images_to_the_run_and_rows_per_slice(tmp_path: Pa
     write_nifti(tmp_path / "v.nii.gz", np.random.default_rng(0).random((8, 8, 3)), np.eye(4))
     rows = predict_inputs(unit, [tmp_path / "v.nii.gz"], None)
     assert [r["slice"] for r in rows] == [0, 1, 2]
+
+
+def test_many_images_across_chunks_keep_their_order_and_own_masks(tmp_path: Path) -> None:
+    """40 PNGs (batch 16 x 2 per chunk: three chunks, the last one partial) and a volume
+    among them: every row is its own input's, in input order, and each mask is the
+    bright square that input has (at a different place in every image)."""
+    from braintumor.inference import predict_files
+
+    pred = _predictor(_Bright(), "segmentation", 1, "unit")
+    files: list[Path] = []
+    for i in range(40):
+        img = np.zeros((16, 16), np.uint8)
+        r, c = divmod(i, 4)
+        img[r : r + 4, 4 * c : 4 * c + 4] = 255
+        f = tmp_path / f"img{i:02d}.png"
+        Image.fromarray(img).save(f)
+        files.append(f)
+    vol = np.zeros((16, 16, 3), np.float32)
+    vol[4:8, 4:8] = 1.0
+    files.insert(17, write_nifti(tmp_path / "v.nii.gz", vol, np.eye(4)))
+    scans = predict_files.read_inputs(pred, files)
+    out = tmp_path / "out"
+    out.mkdir()
+    stems = [f.name.split(".")[0] for f in files]
+    rows = predict_files._segment_all(pred, scans, out, stems, batch=16, chunk_batches=2)
+    assert [r["input"] for r in rows] == [str(f) for f in files]
+    for f, row in zip(files, rows, strict=True):
+        if f.suffix == ".png":
+            mask = np.asarray(Image.open(row["mask"])) > 0
+            assert np.array_equal(mask, np.asarray(Image.open(f)) > 0), f.name
+            assert Path(row["overlay"]).is_file()
+        else:
+            assert row["pixels"]["c0"] == 4 * 4 * 3 and row["mask"].endswith("_mask.nii.gz")
