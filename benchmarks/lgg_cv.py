@@ -71,7 +71,7 @@ def main() -> None:
     print(json.dumps(summary))
     name = "lgg_cv" + (f"_{args.tag}" if args.tag else "")
     write_result(name, {"config": str(args.config), "summary": summary, "per_patient": dice})
-    header = ["patients", "mean Dice", "median", "< 0.5", "= 0", "min / fold"]
+    header = ["patients", "mean Dice", "median", "< 0.5", "= 0", "minutes / fold"]
     row = [summary[k] for k in ("patients", "mean", "median", "below_0.5", "zero")] + [minutes]
     append_markdown(
         f"LGG {args.folds}-fold patient CV ({args.config.name})",
