@@ -179,3 +179,26 @@ def test_segmentation_losses_accept_classification_logits() -> None:
 def test_multiclass_full_target_must_be_one_hot() -> None:
     with pytest.raises(ConfigError, match="must be one-hot, background first"):
         create_loss("dice", mode="multiclass")(torch.randn(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def test_deep_supervision_loss_weights_each_output_against_the_resized_mask() -> None:
+    from braintumor.losses import deep_supervision_loss
+
+    loss = create_loss("dice_bce", mode="binary")
+    target = _square_mask()
+    torch.manual_seed(0)
+    outs = [torch.randn(2, 1, 16, 16), torch.randn(2, 1, 8, 8), torch.randn(2, 1, 4, 4)]
+    # One output: exactly the wrapped loss.
+    assert torch.allclose(deep_supervision_loss(loss, outs[:1], target), loss(outs[0], target))
+    # Three: weights 4/7, 2/7, 1/7 (nnU-Net's 1, 1/2, 1/4 normalised), mask sampled nearest.
+    half = target[:, :, 1::2, 1::2]
+    quarter = target[:, :, 2::4, 2::4]
+    want = (4 * loss(outs[0], target) + 2 * loss(outs[1], half) + loss(outs[2], quarter)) / 7
+    assert torch.allclose(deep_supervision_loss(loss, outs, target), want)
+    assert set(torch.unique(half).tolist()) == {0.0, 1.0}
+    # A B x H x W index map (multiclass) stays an index map of the output's size.
+    ce = create_loss("bce", mode="multiclass")
+    index = (target[:, 0] * 2).long()
+    logits = [torch.randn(2, 3, 16, 16), torch.randn(2, 3, 8, 8)]
+    want = (2 * ce(logits[0], index) + ce(logits[1], index[:, 1::2, 1::2])) / 3
+    assert torch.allclose(deep_supervision_loss(ce, logits, index), want)

@@ -282,6 +282,27 @@ def create_loss(
     return cls(mode=mode, class_weights=weights, label_smoothing=label_smoothing)
 
 
+def deep_supervision_loss(loss_fn: nn.Module, outputs: Sequence[Tensor], target: Tensor) -> Tensor:
+    """``loss_fn`` over a deep-supervision network's outputs (full resolution first).
+
+    nnU-Net's weighting: output ``i`` weighs ``2**-i``, the weights normalised to sum
+    to 1; the target is resized to each output with nearest-neighbour sampling (a mask
+    stays 0/1; a B x H x W index map stays an index map).
+    """
+    weights = [0.5**i for i in range(len(outputs))]
+    total = sum(weights)
+    loss = torch.zeros((), device=target.device)
+    for w, out in zip(weights, outputs, strict=True):
+        t = target
+        if out.shape[-2:] != target.shape[-2:]:
+            index_map = target.ndim == out.ndim - 1
+            t = target[:, None].float() if index_map else target
+            t = F.interpolate(t, size=out.shape[-2:], mode="nearest-exact")
+            t = t[:, 0].to(target.dtype) if index_map else t
+        loss = loss + (w / total) * loss_fn(out, t)
+    return loss
+
+
 def list_losses() -> dict[str, str]:
     """Registered loss names and their one-line descriptions."""
     return {n: (LOSSES.get(n).__doc__ or "").strip().splitlines()[0] for n in LOSSES.names()}

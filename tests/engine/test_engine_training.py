@@ -228,3 +228,28 @@ def test_loss_monitor_keeps_the_real_validation_loss(tmp_path: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["monitor"] == "val_loss"
     assert metrics["best_val"] is not None and math.isfinite(metrics["best_val"])
+
+
+def test_deep_supervision_model_trains_saves_and_predicts(tmp_path: Path) -> None:
+    cfg = tiny_config(
+        tmp_path,
+        task="segmentation",
+        **{
+            "model.name": "segresnet",
+            "model.kwargs": "{n_filters: 8, deep_supervision: true}",
+            "trainer.epochs": 2,
+        },
+    )
+    run = train(cfg, tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert math.isfinite(metrics["loss"]) and 0.0 <= metrics["dice"] <= 1.0
+    assert any(".aux_heads." in k for k in load_file(run / "model.safetensors"))
+    again = evaluate_run(run, split="test")
+    assert again["dice"] == pytest.approx(metrics["dice"], abs=1e-6)
+    from braintumor.data import create_format
+
+    card = load_run(run).card
+    fmt = create_format(card["data"]["spec"], **card["data"]["options"])
+    image = fmt.load(fmt.records()[0])["image"]
+    (probs,) = Predictor.from_run(run, device="cpu").predict_images([image])
+    assert probs.shape[-2:] == image.shape[-2:] and np.isfinite(probs).all()

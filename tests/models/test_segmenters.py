@@ -86,3 +86,21 @@ def test_segresnet_rejects_bad_width_and_unknown_kwargs() -> None:
         create_model("segresnet", in_channels=1, num_classes=1, n_filters=12)
     with pytest.raises(ConfigError, match="unet"):
         create_model("unet", in_channels=1, num_classes=1, no_such_option=3)
+
+
+def test_segresnet_deep_supervision_trains_three_scales_and_infers_as_segresnet() -> None:
+    torch.manual_seed(0)
+    ds = create_model("segresnet", in_channels=3, num_classes=2, deep_supervision=True)
+    x = torch.randn(2, 3, 32, 32)
+    outs = ds.train()(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 2, 32, 32), (2, 2, 16, 16), (2, 2, 8, 8)]
+    sum(o.square().mean() for o in outs).backward()
+    missing = [n for n, p in ds.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+    # In eval mode the heads are unused: the same weights give plain SegResNet's output.
+    plain = create_model("segresnet", in_channels=3, num_classes=2)
+    state = {k: v for k, v in ds.state_dict().items() if ".aux_heads." not in k}
+    plain.load_state_dict(state)
+    ds.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(ds(x), plain(x))

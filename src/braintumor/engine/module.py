@@ -25,6 +25,7 @@ from braintumor.engine.tasks import (
     scalar_metrics,
 )
 from braintumor.errors import ConfigError
+from braintumor.losses import deep_supervision_loss
 from braintumor.precision import as_layout, set_layout, use_channels_last
 
 
@@ -129,7 +130,11 @@ class BrainTumorModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         logits = self._forward(batch["image"])
-        loss = self.loss_fn(logits, self.task.target(batch))
+        if isinstance(logits, (list, tuple)):  # deep supervision: [full, 1/2, 1/4, ...]
+            loss = deep_supervision_loss(self.loss_fn, logits, self.task.target(batch))
+            logits = logits[0]
+        else:
+            loss = self.loss_fn(logits, self.task.target(batch))
         n = batch["image"].shape[0]
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         self.train_eval.update(logits, batch)
