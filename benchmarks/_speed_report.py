@@ -36,10 +36,12 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         # layout (the "lost 40%"), for fp32 and bf16+cl; and the default run
         # (precision auto: bf16 + channels-last for unet where the CPU has native bf16).
         eng, raw = res["engine"], res["raw"]
-        fast = eng["bf16_cl"]["img_s"]
-        add("engine / raw unet, both bf16+cl", fast / raw["unet_train_bf16_cl"], 0.8)
+        fast = eng["bf16_cl"]["img_s"] if "bf16_cl" in eng else None  # None: no native bf16
+        if fast is not None:
+            add("engine / raw unet, both bf16+cl", fast / raw["unet_train_bf16_cl"], 0.8)
         add("engine / raw unet, both fp32", eng["fp32_nchw"]["img_s"] / raw["unet_train_fp32"], 0.8)
-        add("engine (bf16+cl) / BasicUNet fp32 raw loop", fast / raw["peer_train_fp32"], 1.6)
+        if fast is not None:
+            add("engine (bf16+cl) / BasicUNet fp32 raw loop", fast / raw["peer_train_fp32"], 1.6)
         add(
             "engine (default settings) / BasicUNet fp32 raw loop",
             eng["default"]["img_s"] / raw["peer_train_fp32"],
@@ -163,6 +165,7 @@ def report(res: dict[str, Any], write: bool) -> None:
     print(other)
     if write:
         name = "speed_quick" if res["quick"] else "speed_partial" if res.get("partial") else "speed"
+        name += f"_{res['tag']}" if res.get("tag") else ""
         path = write_result(name, res)
         notes = (
             f"Matmul peak GFLOP/s: {fmt(res['matmul_peak_gflops']['fp32'], 0)} fp32, "
@@ -172,4 +175,5 @@ def report(res: dict[str, Any], write: bool) -> None:
         )
         title = "Speed" + (" (quick smoke run)" if res["quick"] else "")
         title += f" (partial: {res['partial']})" if res.get("partial") else ""
+        title += f" [{res['tag']}]" if res.get("tag") else ""
         append_markdown(title, "\n\n".join(tables), notes)

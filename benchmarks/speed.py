@@ -30,12 +30,14 @@ from _common import DEFAULT_DATA, fmt  # noqa: E402
 from _speed_e2e import engine_rate, lgg_patient, pipeline_seconds, predict_rate  # noqa: E402
 from _speed_nets import (  # noqa: E402
     INFER_VARIANTS,
+    NO_BF16,
     TRAIN_VARIANTS,
     forward_flops,
     infer_seconds,
     matmul_peak,
     max_abs_diff,
     peak_rss_mb,
+    runs_here,
     train_seconds,
 )
 from _speed_report import PEER, report, targets  # noqa: E402
@@ -113,6 +115,9 @@ def bench_nets(args: argparse.Namespace, peak: dict[str, float]) -> list[dict[st
         variants = list(INFER_VARIANTS) + (["compile"] if name in args.compile else [])
         foldable = foldable_pairs(model) > 0
         for v in variants:
+            if not runs_here(v):
+                row[f"infer_{v}"], row[f"error_{v}"] = None, NO_BF16
+                continue
             if "fold" in v and not foldable:
                 row[f"infer_{v}"] = None  # no conv + BatchNorm pair: the same network
                 continue
@@ -123,6 +128,9 @@ def bench_nets(args: argparse.Namespace, peak: dict[str, float]) -> list[dict[st
                 row[f"infer_{v}"] = None
                 row[f"error_{v}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         for v in list(TRAIN_VARIANTS) + (["compile"] if name in args.compile else []):
+            if not runs_here(v):
+                row[f"train_{v}"], row[f"error_train_{v}"] = None, NO_BF16
+                continue
             try:
                 row[f"train_{v}"] = args.batch / train_seconds(model, x, v, args.min_s)
             except Exception as exc:
@@ -159,7 +167,7 @@ def bench_scaling(args: argparse.Namespace) -> list[dict[str, Any]]:
     for size in args.sizes:
         b = args.batch if size <= 128 else max(1, args.batch // 4)  # keeps the run short
         x = torch.randn(b, 1, size, size)
-        for v in ("fp32", "bf16_cl"):
+        for v in ("fp32", "bf16_cl" if runs_here("bf16_cl") else "cl"):
             rows.append(
                 {
                     "model": "unet",
@@ -171,7 +179,7 @@ def bench_scaling(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
     for b in args.batches:
         x = torch.randn(b, 1, args.size, args.size)
-        for v in ("fp32", "bf16_cl"):
+        for v in ("fp32", "bf16_cl" if runs_here("bf16_cl") else "cl"):
             rows.append(
                 {
                     "model": "unet",
@@ -203,11 +211,8 @@ def raw_rates(args: argparse.Namespace, in_ch: int) -> dict[str, float]:
     def rate(net: torch.nn.Module, variant: str) -> float:
         return 16 / train_seconds(net, x, variant, args.min_s, warmup_s=warm)
 
-    return {
-        "unet_train_bf16_cl": rate(unet, "bf16_cl"),
-        "unet_train_fp32": rate(unet, "fp32"),
-        "peer_train_fp32": rate(peer, "fp32"),
-    }
+    rates = {"unet_train_bf16_cl": rate(unet, "bf16_cl")} if runs_here("bf16_cl") else {}
+    return {**rates, "unet_train_fp32": rate(unet, "fp32"), "peer_train_fp32": rate(peer, "fp32")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile", default="unet", help='networks to torch.compile ("" for none)')
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument(
+        "--tag", default="", help="suffix of the results JSON (e.g. another machine's reading)"
+    )
     p.add_argument("--no-write", action="store_true", help="print only (no JSON / BENCHMARKS.md)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -233,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     args.sizes, args.batches = ([64, 128], [1, 4]) if q else ([64, 128, 256, 512], [1, 4, 16, 32])
     started = time.perf_counter()
     res: dict[str, Any] = {"quick": q, "threads": args.threads}
+    if args.tag:
+        res["tag"] = args.tag
     if not q and (only != set(SECTIONS) or args.models):  # a subset: kept apart from the full run
         res["partial"] = f"--only {args.only}" + (
             f" --models {','.join(args.models)}" if args.models else ""
@@ -257,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
             # process: DataLoader workers measured slower on 2 cores).
             "default_no_augment": ["data.augment=false"],
         }
+        if not runs_here("bf16_cl"):  # the engine would fall back to fp32: a copy of fp32_nchw
+            del configs["bf16_cl"]
         # Each fit is ~6 s: one fit moved by ±10 % between identical settings (default
         # and bf16_cl: 72.5 and 64.1 img/s on 2026-12-02). The raw side is the best of
         # three timed windows, so the engine side is the best of ``repeats`` fits,

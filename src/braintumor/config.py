@@ -37,6 +37,9 @@ class DataConfig:
     channel_dropout: float = 0.0
     neighbours: int = 0  # 2.5D: FLAIR of this many slices on either side as extra channels
     oversample_tumor: float = 1.0  # training draws tumor slices this many times as often
+    # Classification: mix training batches (data/mixing.py); Beta(alpha, alpha), 0 = off.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
     cache: bool = True  # cache preprocessed arrays on disk
     cache_dir: str | None = None  # default: $BRAINTUMOR_CACHE or ~/.cache/braintumor
     limit: int | None = None  # use at most this many samples (quick runs)

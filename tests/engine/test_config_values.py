@@ -20,11 +20,19 @@ from tests.engine.test_engine_training import tiny_config
         ("optim.lr", "nan", "optim.lr=nan"),
         ("trainer.accelerator", "tpu", "accelerator='tpu' is not supported"),
         ("trainer.max_minutes", "inf", "trainer.max_minutes"),
+        ("data.mixup_alpha", "-0.2", "data.mixup_alpha=-0.2"),
+        ("data.cutmix_alpha", "nan", "data.cutmix_alpha=nan"),
     ],
 )
 def test_invalid_values_are_refused(tmp_path: Path, key: str, value: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         check_config(tiny_config(tmp_path, **{key: value}))
+
+
+def test_mixing_labels_is_refused_for_segmentation(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, task="segmentation", **{"data.mixup_alpha": 0.2})
+    with pytest.raises(ConfigError, match="classification only"):
+        check_config(cfg)
 
 
 def test_model_kwargs_the_model_rejects(tmp_path: Path) -> None:

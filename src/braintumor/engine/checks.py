@@ -54,6 +54,18 @@ def _check_ranges(cfg: Config) -> None:
             t.max_minutes,
             "a positive number of minutes or null",
         ),
+        (
+            finite(d.mixup_alpha) and d.mixup_alpha >= 0,
+            "data.mixup_alpha",
+            d.mixup_alpha,
+            "a number >= 0 (0: off; 0.2 is usual)",
+        ),
+        (
+            finite(d.cutmix_alpha) and d.cutmix_alpha >= 0,
+            "data.cutmix_alpha",
+            d.cutmix_alpha,
+            "a number >= 0 (0: off; 1.0 is usual)",
+        ),
         (0 <= t.ema_decay < 1, "trainer.ema_decay", t.ema_decay, "[0, 1) (0: no EMA)"),
         (t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0 (0: no early stop)"),
         (t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, ">= 1"),
@@ -87,6 +99,11 @@ def check_config(cfg: Config) -> None:
     if cfg.folds == 1 or cfg.folds < 0:
         raise ConfigError(f"folds must be 0 (no cross-validation) or >= 2, got {cfg.folds}")
     _check_ranges(cfg)
+    if cfg.task != "classification" and (cfg.data.mixup_alpha or cfg.data.cutmix_alpha):
+        raise ConfigError(
+            "data.mixup_alpha / data.cutmix_alpha mix class labels: classification only; "
+            "set them to 0 for segmentation"
+        )
     if cfg.loss is not None:
         LOSSES.get(cfg.loss)  # unknown name -> error listing valid names
     check_monitor(cfg.task, cfg.trainer.monitor)

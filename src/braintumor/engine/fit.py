@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from braintumor.config import Config, save_config
 from braintumor.data import DatasetFormat, Record
+from braintumor.data.mixing import BatchMixer
 from braintumor.engine.checks import build_model, check_memory, probe_model
 from braintumor.engine.data import build_data, class_weights, open_format, subsample
 from braintumor.engine.evaluate import evaluate_model, pick_device
@@ -100,6 +101,7 @@ def fit_run(
         compile=cfg.trainer.compile,
         max_minutes=cfg.trainer.max_minutes,
         precision=runtime["precision"],  # the layout depends on it
+        mixer=BatchMixer(task.num_outputs, cfg.data.mixup_alpha, cfg.data.cutmix_alpha),
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
+from braintumor.data.mixing import BatchMixer
 from braintumor.engine.evaluators import Evaluator
 from braintumor.engine.schedule import build_scheduler
 from braintumor.engine.tasks import (
@@ -60,6 +61,7 @@ class BrainTumorModule(L.LightningModule):
         max_minutes: the time budget; ``cosine``/``onecycle`` then span it (see
             :mod:`braintumor.engine.schedule`).
         precision: the resolved training precision (``auto`` layout depends on it).
+        mixer: mixup / cutmix of training batches (classification), or None.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class BrainTumorModule(L.LightningModule):
         compile: bool = False,
         max_minutes: float | None = None,
         precision: str = "32-true",
+        mixer: BatchMixer | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -93,6 +96,7 @@ class BrainTumorModule(L.LightningModule):
         self.train_eval: Evaluator = task.train_evaluator()
         self.val_eval: Evaluator = task.evaluator(selecting=True)
         self.history: list[dict[str, float]] = []
+        self.mixer = mixer if mixer is not None and mixer.active else None
         self._epoch_lr = math.nan
 
     def forward(self, x: Tensor) -> Tensor:
@@ -129,12 +133,15 @@ class BrainTumorModule(L.LightningModule):
         self._epoch_lr = self._lr()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        logits = self._forward(batch["image"])
+        images, target = batch["image"], self.task.target(batch)
+        if self.mixer is not None:  # soft targets; train metrics still use the true labels
+            images, target = self.mixer(images, target)
+        logits = self._forward(images)
         if isinstance(logits, (list, tuple)):  # deep supervision: [full, 1/2, 1/4, ...]
-            loss = deep_supervision_loss(self.loss_fn, logits, self.task.target(batch))
+            loss = deep_supervision_loss(self.loss_fn, logits, target)
             logits = logits[0]
         else:
-            loss = self.loss_fn(logits, self.task.target(batch))
+            loss = self.loss_fn(logits, target)
         n = batch["image"].shape[0]
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         self.train_eval.update(logits, batch)
