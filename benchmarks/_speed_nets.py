@@ -38,6 +38,8 @@ def runs_here(variant: str) -> bool:
     from braintumor.precision import cpu_has_bf16
 
     return not variant.startswith("bf16") or cpu_has_bf16()  # these loops run on the CPU
+
+
 INFER_VARIANTS = ("fp32", "cl", "bf16", "bf16_cl", "cl_fold", "bf16_cl_fold", "ort")
 
 

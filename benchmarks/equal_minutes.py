@@ -30,8 +30,13 @@ from _common import ROOT, append_markdown, markdown_table, write_result
 
 def monitor_of(config: Path) -> str:
     from braintumor.config import load_config
+    from braintumor.engine.tasks import create_task
 
-    return load_config(config, []).trainer.monitor
+    cfg = load_config(config, [])
+    if cfg.trainer.monitor:
+        return cfg.trainer.monitor
+    names = ["a", "b"] if cfg.task == "classification" else ["tumor"]
+    return create_task(cfg.task, names).monitor  # the task's default (what train selects on)
 
 
 def val_figures(run: Path, monitor: str) -> dict:

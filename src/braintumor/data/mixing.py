@@ -41,9 +41,7 @@ class BatchMixer:
         onehot = F.one_hot(labels.long(), self.num_classes).to(torch.float32)
         if not self.active or images.shape[0] < 2:
             return images, onehot
-        cutmix = self.cutmix_alpha > 0 and (
-            self.mixup_alpha <= 0 or bool(torch.rand(()) < 0.5)
-        )
+        cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha <= 0 or bool(torch.rand(()) < 0.5))
         alpha = self.cutmix_alpha if cutmix else self.mixup_alpha
         lam = float(torch.distributions.Beta(alpha, alpha).sample())
         partner = images.flip(0)

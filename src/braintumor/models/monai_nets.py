@@ -76,7 +76,7 @@ def _segresnet_ds(in_channels: int, num_classes: int, n_filters: int) -> nn.Modu
             x, down_x = self.encode(x)
             down_x.reverse()
             aux: list[Tensor] = []
-            for i, (up, upl) in enumerate(zip(self.up_samples, self.up_layers)):
+            for i, (up, upl) in enumerate(zip(self.up_samples, self.up_layers, strict=True)):
                 x = upl(up(x) + down_x[i + 1])
                 if i < len(self.aux_heads):
                     aux.append(self.aux_heads[i](x))
@@ -106,7 +106,10 @@ def segresnet(
         net = _segresnet_ds(in_channels, num_classes, n_filters)
     else:
         net = SegResNet(
-            spatial_dims=2, init_filters=n_filters, in_channels=in_channels, out_channels=num_classes
+            spatial_dims=2,
+            init_filters=n_filters,
+            in_channels=in_channels,
+            out_channels=num_classes,
         )
     # blocks_down=(1, 2, 2, 4): three stride-2 steps.
     return DivisibleInput(net, 8, "segresnet")
