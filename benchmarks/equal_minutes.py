@@ -30,13 +30,10 @@ from _common import ROOT, append_markdown, markdown_table, write_result
 
 def monitor_of(config: Path) -> str:
     from braintumor.config import load_config
-    from braintumor.engine.tasks import create_task
+    from braintumor.engine.tasks import TASKS
 
     cfg = load_config(config, [])
-    if cfg.trainer.monitor:
-        return cfg.trainer.monitor
-    names = ["a", "b"] if cfg.task == "classification" else ["tumor"]
-    return create_task(cfg.task, names).monitor  # the task's default (what train selects on)
+    return cfg.trainer.monitor or TASKS[cfg.task].monitor  # None: the task's default
 
 
 def val_figures(run: Path, monitor: str) -> dict:
