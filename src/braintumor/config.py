@@ -52,6 +52,9 @@ class ModelConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None  # path to a weights file, or "imagenet"
     freeze_epochs: int = 0  # train only the head for this many epochs, then unfreeze
+    # Classification on a data set with masks: weight of the auxiliary "which cells hold
+    # tumour" loss on the last conv map (engine/aux_mask.py; training only). 0: off.
+    aux_mask: float = 0.0
 
 
 @dataclass

@@ -278,3 +278,32 @@ def test_cv_summary_is_printed_as_mean_and_std() -> None:
     print_cv_summary(console, summary)
     text = console.export_text()
     assert "2-fold" in text and "0.6000 ± 0.1414" in text
+
+
+def test_pipeline_gates_with_the_segmenter_when_no_classifier_is_given(
+    seg_run: Path, tmp_path: Path
+) -> None:
+    from braintumor.pipeline.seg_gate import ANY_PIXEL
+
+    png = tmp_path / "slice.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 56)) * 255).astype(np.uint8)).save(png)
+    out = tmp_path / "pipe"
+    result = CliRunner().invoke(
+        app, ["pipeline", str(png), "--segmenter", str(seg_run), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    # The run chose no gate on val (trainer.levers off): any predicted pixel counts.
+    assert summary["classifier"] == "segmenter-area" and summary["threshold"] == ANY_PIXEL
+    ev = tmp_path / "ev"
+    result = CliRunner().invoke(
+        app,
+        ["pipeline", "--segmenter", str(seg_run), "--evaluate", "--data", "synthetic"]
+        + ["--split", "val", "--out", str(ev), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((ev / "pipeline_metrics.json").read_text())
+    # That gate is the segmenter alone: the same masks, gated or not.
+    assert metrics["gated"]["dice"] == metrics["ungated"]["dice"]
+    assert metrics["gated"]["detection"] == metrics["ungated"]["detection"]
+    assert "detection bal. acc" in result.output

@@ -279,3 +279,16 @@ def test_mixup_and_cutmix_train_on_soft_targets_and_validate_unmixed(tmp_path: P
     assert any(bool(((t > 0) & (t < 1)).any()) for t in seen)
     # Test metrics come from unmixed images: evaluating the saved run reproduces them.
     assert evaluate_run(run, split="test")["accuracy"] == metrics["accuracy"]
+
+
+def test_levers_on_val_record_the_gate_table_and_the_card(tmp_path: Path) -> None:
+    from braintumor.engine.levers import GATE_AREAS
+
+    cfg = tiny_config(tmp_path, task="segmentation", **{"trainer.levers": "val"})
+    run = train(cfg, tmp_path / "run")
+    levers = json.loads((run / "metrics.json").read_text())["levers"]
+    assert len(levers["val_table"]) == 12 and "gate_area" in levers
+    assert [r["gate_area"] for r in levers["gate_table"]] == [0.0, *GATE_AREAS]
+    card = json.loads((run / "model.json").read_text())
+    inference = card.get("inference") or {}
+    assert inference.get("gate_area") == levers["gate_area"]  # None unless one was chosen

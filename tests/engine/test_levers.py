@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 
 from braintumor.data.base import Record
-from braintumor.engine.levers import Levers, choose_levers, postprocessed, with_tta
+from braintumor.engine.levers import (
+    GATE_AREAS,
+    Levers,
+    choose_gate,
+    choose_levers,
+    postprocessed,
+    with_tta,
+)
 from braintumor.engine.tasks import create_task
 
 S = 16
@@ -73,12 +80,49 @@ def test_postprocessed_drops_small_components_and_keeps_every_sample() -> None:
 def test_choose_levers_takes_postprocessing_only_when_val_gains() -> None:
     loader, _ = _data()
     task = create_task("segmentation", ["tumor"], 0.5)
-    levers, table = choose_levers(_forward, task, loader, "dice_per_patient_mean")
+    levers, table, gates = choose_levers(_forward, task, loader, "dice_per_patient_mean")
     assert levers.min_component_voxels in {10, 40, 160} and not levers.tta
     assert len(table) == 12
+    # Every slice holds tumour: detection is undefined on val, so no gate is chosen.
+    assert levers.gate_area is None and len(gates) == 1 + len(GATE_AREAS)
     # A network without false positives gains nothing: no lever switched on.
     clean = _Loader([{**b, "image": b["mask"].clone()} for b in loader], loader.dataset.records)
     assert choose_levers(_forward, task, clean, "dice_per_patient_mean")[0] == Levers()
+
+
+def _volume(tumour: list[int], speck: list[int], size: int = 16) -> tuple:
+    """One patient's (logits, batch): slices with a 6x6 tumour (truth and prediction) or
+    a healthy slice where the network marks ``speck`` pixels (a false alarm)."""
+    n = len(tumour)
+    masks, logits = torch.zeros(n, 1, size, size), torch.full((n, 1, size, size), -20.0)
+    for i, (t, s) in enumerate(zip(tumour, speck, strict=True)):
+        if t:
+            masks[i, 0, 5:11, 5:11] = 1
+            logits[i, 0, 5:11, 5:11] = 20
+        logits[i, 0, 0, :s] = 20
+    batch = {"mask": masks, "patient_id": ["p"] * n, "path": [f"s{i}" for i in range(n)]}
+    return logits, batch
+
+
+def test_choose_gate_takes_the_threshold_that_drops_false_alarms_only() -> None:
+    task = create_task("segmentation", ["tumor"], 0.5)
+    # 36-px tumours (area 0.14), 4-px false alarms on healthy slices (0.016).
+    vols = [_volume([1, 1, 0, 0], [0, 0, 4, 0]), _volume([0, 1, 1, 0], [4, 0, 0, 0])]
+    gate, rows = choose_gate(vols, task, "dice_per_patient_mean", grid=(0.01, 0.05, 0.5))
+    assert gate == 0.05  # 0.01 keeps the alarms; 0.5 empties the tumours
+    by = {r["gate_area"]: r for r in rows}
+    assert by[0.0]["detection"] == 0.75 and by[0.05]["detection"] == 1.0
+    assert by[0.5]["dice_per_patient_mean"] < by[0.0]["dice_per_patient_mean"]
+    # Where the tumours are the small ones, every threshold costs Dice: no gate.
+    small = [(lg.clone(), {**b, "mask": b["mask"].clone()}) for lg, b in vols]
+    for lg, b in small:
+        b["mask"][:] = 0
+        lg[:] = -20
+        lg[0, 0, 0, :4] = 20  # a 4-px true tumour on slice 0 ...
+        b["mask"][0, 0, 0, :4] = 1
+        lg[1, 0, 5:11, 5:11] = 20  # ... and a 36-px false alarm on slice 1
+    gate, _ = choose_gate(small, task, "dice_per_patient_mean", grid=(0.01, 0.05))
+    assert gate is None
 
 
 def test_with_tta_averages_the_flip_and_returns_logits() -> None:
@@ -98,3 +142,5 @@ def test_levers_from_card_defaults_to_off() -> None:
     assert Levers.from_card({}) == Levers()
     lv = Levers.from_card({"inference": {"tta": True, "min_component_voxels": 40}})
     assert lv == Levers(True, 40) and lv.any and lv.as_dict()["min_component_voxels"] == 40
+    gate = Levers.from_card({"inference": {"gate_area": 0.002}})
+    assert gate.gate_area == 0.002 and gate.any and gate.as_dict()["gate_area"] == 0.002

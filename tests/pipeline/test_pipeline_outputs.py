@@ -135,6 +135,16 @@ def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
     assert u["dice"] == pytest.approx((1 + 0 + 1 + 1) / 4)  # healthy FP slice scores 0
     assert g["dice"] == pytest.approx(1.0)
     assert res["gate"]["specificity"] == pytest.approx(1.0)
+    assert res["gate"]["balanced_accuracy"] == pytest.approx(1.0)
+    # Detection by the output masks: the false positive makes slice 1 "tumor" un-gated.
+    assert u["detection"] == {
+        "sensitivity": 1.0,
+        "specificity": 0.5,
+        "balanced_accuracy": 0.75,
+        "tumor_slices_missed": 0,
+        "healthy_slices_flagged": 1,
+    }
+    assert g["detection"]["balanced_accuracy"] == pytest.approx(1.0)
     # A stricter gate empties the faint tumor slice although the segmenter found it.
     strict = TwoStagePipeline(
         StubClassifier(
@@ -158,7 +168,8 @@ def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
             "split_source": "a test",
         }
     )
-    assert "tumor slices emptied (of 2)" in table and "segmenter alone" in table
+    assert "tumor slices the gate emptied (of 2)" in table and "segmenter alone" in table
+    assert "tumor slices with an empty mask (of 2)" in table
 
 
 def test_fresh_patient_split_when_the_data_differs(tmp_path: Path) -> None:

@@ -83,3 +83,38 @@ def test_the_gate_reports_the_segmenters_intensity_scale() -> None:
     seg = StubSegmenter(spec="brats")
     seg.card = {"task": "segmentation"}
     assert SegmenterGate(seg).intensity == seg.intensity == "zscore"
+
+
+def test_default_threshold_is_the_cards_val_choice_or_any_pixel() -> None:
+    from braintumor.pipeline.seg_gate import ANY_PIXEL, default_threshold
+
+    chosen = {"inference": {"tta": False, "min_component_voxels": 40, "gate_area": 0.002}}
+    assert default_threshold(chosen, "area") == 0.002
+    assert default_threshold({"inference": {"gate_area": None}}, "area") == ANY_PIXEL
+    assert default_threshold({}, "area") == ANY_PIXEL  # a run from before the gate lever
+    assert default_threshold(chosen, "max") == 0.5
+
+
+def test_any_pixel_gate_is_the_segmenter_alone() -> None:
+    from braintumor.pipeline.seg_gate import ANY_PIXEL
+
+    one, none = np.zeros((1, 64, 64)), np.zeros((1, 64, 64))
+    one[0, 3, 3] = 0.9  # a single pixel: its own slice's area is 1/4096
+    seg = FixedSegmenter([one, none])
+    pipe = TwoStagePipeline(SegmenterGate(seg, "area"), seg, ANY_PIXEL)
+    results = pipe.predict([np.full((1, 64, 64), i, np.float32) for i in range(2)])
+    assert [r.kept for r in results] == [True, False]
+    assert all(np.array_equal(r.mask, r.raw_mask) for r in results)
+
+
+def test_pipeline_without_classifier_uses_the_segmenters_val_gate(tmp_path, monkeypatch) -> None:
+    from braintumor.inference import predictor as predictor_mod
+
+    seg = FixedSegmenter([np.zeros((1, 4, 4))])
+    seg.card = {**seg.card, "inference": {"gate_area": 0.004}}
+    monkeypatch.setattr(predictor_mod.Predictor, "from_run", classmethod(lambda c, *a, **k: seg))
+    pipe = TwoStagePipeline.from_runs(None, tmp_path, None)
+    assert isinstance(pipe.classifier, SegmenterGate) and pipe.classifier.score == "area"
+    assert pipe.threshold == 0.004
+    assert TwoStagePipeline.from_runs("segmenter-area", tmp_path, 0.01).threshold == 0.01
+    assert TwoStagePipeline.from_runs("segmenter", tmp_path, None).threshold == 0.5  # max

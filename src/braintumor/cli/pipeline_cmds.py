@@ -35,18 +35,21 @@ def pipeline(
     inputs: list[Path] = typer.Argument(
         None, help="Images, NIfTI volumes, DICOM series or BraTS case folders.", show_default=False
     ),
-    classifier: Path = typer.Option(
-        ...,
+    classifier: Path | None = typer.Option(
+        None,
         "--classifier",
-        help="Classification run (the gate), or 'segmenter' / 'segmenter-area': "
-        "detection read off the segmenter (max probability / predicted area fraction).",
+        help="Classification run (the gate), or 'segmenter-area' (the default) / "
+        "'segmenter': detection read off the segmenter (predicted area fraction of its "
+        "post-processed mask / max probability).",
     ),
     segmenter: Path = typer.Option(..., "--segmenter", help="Segmentation run."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    threshold: float = typer.Option(
-        0.5,
+    threshold: float | None = typer.Option(
+        None,
         "--threshold",
-        help="Minimum tumor probability (1 - P(no tumor)) for the segmenter's mask to be kept.",
+        help="Minimum tumor probability (1 - P(no tumor)) for the segmenter's mask to be "
+        "kept. Default: 0.5 for a classifier; for 'segmenter-area' the area chosen on the "
+        "segmenter's val split at training (model card), else any predicted pixel.",
     ),
     data: str | None = typer.Option(None, "--data", help="With --evaluate: FORMAT[:PATH]."),
     data_option: list[str] = typer.Option(

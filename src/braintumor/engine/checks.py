@@ -66,6 +66,12 @@ def _check_ranges(cfg: Config) -> None:
             d.cutmix_alpha,
             "a number >= 0 (0: off; 1.0 is usual)",
         ),
+        (
+            finite(cfg.model.aux_mask) and cfg.model.aux_mask >= 0,
+            "model.aux_mask",
+            cfg.model.aux_mask,
+            "a loss weight >= 0 (0: off; e.g. 0.5)",
+        ),
         (0 <= t.ema_decay < 1, "trainer.ema_decay", t.ema_decay, "[0, 1) (0: no EMA)"),
         (t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0 (0: no early stop)"),
         (t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, ">= 1"),
@@ -103,6 +109,11 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(
             "data.mixup_alpha / data.cutmix_alpha mix class labels: classification only; "
             "set them to 0 for segmentation"
+        )
+    if cfg.task != "classification" and cfg.model.aux_mask:
+        raise ConfigError(
+            "model.aux_mask adds the mask as a classifier's auxiliary target: classification "
+            "only (a segmenter is trained on the mask already); set it to 0"
         )
     if cfg.loss is not None:
         LOSSES.get(cfg.loss)  # unknown name -> error listing valid names

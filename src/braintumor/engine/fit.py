@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from braintumor.config import Config, save_config
 from braintumor.data import DatasetFormat, Record
 from braintumor.data.mixing import BatchMixer
+from braintumor.engine.aux_mask import AuxMaskHead
 from braintumor.engine.checks import build_model, check_memory, probe_model
 from braintumor.engine.data import build_data, class_weights, open_format, subsample
 from braintumor.engine.evaluate import evaluate_model, pick_device
@@ -31,6 +32,7 @@ from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_check
 from braintumor.engine.schedule import schedule_callbacks
 from braintumor.engine.tasks import Task, create_task
 from braintumor.engine.trainer import build_trainer, checkpoint_state
+from braintumor.errors import ConfigError
 from braintumor.inference import runs
 
 
@@ -73,6 +75,9 @@ def fit_run(
         fmt = fmt or open_format(cfg.data.spec, cfg.data.options)
         records = subsample(fmt.records(), cfg.data.limit, cfg.seed)
         splits = load_splits(out / runs.SPLITS_FILE, records)
+    if cfg.model.aux_mask:  # before any image is decoded
+        fmt = fmt or open_format(cfg.data.spec, cfg.data.options)
+        _check_masks(fmt)
     data = build_data(cfg, splits=splits, fmt=fmt)
     task: Task = create_task(cfg.task, data.names, cfg.threshold, cfg.trainer.monitor)
     # The resolved config: what was actually used, so the run can be reproduced.
@@ -102,6 +107,7 @@ def fit_run(
         max_minutes=cfg.trainer.max_minutes,
         precision=runtime["precision"],  # the layout depends on it
         mixer=BatchMixer(task.num_outputs, cfg.data.mixup_alpha, cfg.data.cutmix_alpha),
+        aux_mask=_aux_mask(cfg, model, data),
     )
     train_loader = data.loader("train", train=True)
     val_loader = data.loader("val")
@@ -174,8 +180,8 @@ def fit_run(
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
     levers = Levers()
     if cfg.task == "segmentation" and cfg.trainer.levers == "val":
-        levers, table = select_on_val(model, task, val_loader, device, runtime)
-        selected["levers"] = {**levers.as_dict(), "val_table": table}
+        levers, table, gates = select_on_val(model, task, val_loader, device, runtime)
+        selected["levers"] = {**levers.as_dict(), "val_table": table, "gate_table": gates}
     metrics = evaluate_model(
         model, task, test_loader, plain_loss, device=device, runtime=runtime, levers=levers
     )
@@ -189,6 +195,22 @@ def fit_run(
     )
     _write_outputs(cfg, out, model, task, data, module.history, metrics, levers)
     return metrics
+
+
+def _aux_mask(cfg: Config, model: torch.nn.Module, data: Any) -> AuxMaskHead | None:
+    """The auxiliary mask head of ``model.aux_mask`` (None when off)."""
+    if not cfg.model.aux_mask:
+        return None
+    _check_masks(data.fmt)
+    return AuxMaskHead(model, data.in_channels, cfg.data.image_size, cfg.model.aux_mask)
+
+
+def _check_masks(fmt: DatasetFormat) -> None:
+    if not fmt.mask_channels:
+        raise ConfigError(
+            f"model.aux_mask needs tumour masks, and data format {fmt.name!r} has "
+            "none; use a data set with masks (e.g. lgg, brats) or set model.aux_mask=0"
+        )
 
 
 def _fit(

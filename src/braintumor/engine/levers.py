@@ -1,12 +1,15 @@
 """Inference levers of a segmenter, chosen on the validation split when training ends.
 
-Two levers cost nothing at training time and are decided per run, on validation only:
+Three levers cost nothing at training time and are decided per run, on validation only:
 
 - ``tta``: left-right flip test-time augmentation (:mod:`braintumor.inference.tta`);
 - ``min_component_voxels``: each volume's slice masks are stacked and the 3-D connected
   components smaller than this many voxels (at the network's resolution) are dropped
   (:mod:`braintumor.inference.postprocess`), which removes the isolated false positives
-  a 2-D network scatters over healthy slices.
+  a 2-D network scatters over healthy slices;
+- ``gate_area``: the pipeline's default gate, detection read off the segmenter: a slice
+  is "tumor" when its post-processed mask covers at least this fraction of it
+  (:func:`choose_gate`; None when no threshold beats the segmenter alone on val).
 
 :func:`choose_levers` scores every combination with the run's selection monitor (per
 patient Dice by default) on the VAL split with the selected weights and keeps the best;
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,8 @@ from braintumor.inference.postprocess import Levers, drop_small_components
 from braintumor.inference.tta import flip_tta
 
 SIZES = (0, 10, 40, 160, 320, 640)
+# Area fractions tried for the segmenter-as-gate (0.002 of 128 x 128 is ~33 pixels).
+GATE_AREAS = (0.0005, 0.001, 0.002, 0.004, 0.008)
 MIN_GAIN = 0.002  # a lever must raise the val monitor by more than this to be taken
 _LOGIT = 20.0  # post-processed masks re-enter the evaluators as +-20 logits
 
@@ -116,8 +122,9 @@ def choose_levers(
     monitor: str,
     mode: str = "max",
     sizes: tuple[int, ...] = SIZES,
-) -> tuple[Levers, list[dict[str, Any]]]:
-    """The best :class:`Levers` of a segmenter on ``loader`` (the VAL split) and the table.
+) -> tuple[Levers, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The best :class:`Levers` of a segmenter on ``loader`` (the VAL split) and the tables
+    (TTA x component size; the gate's thresholds at the chosen pair, see :func:`choose_gate`).
 
     Args:
         forward: images -> logits of the trained network (eval mode, as it will run).
@@ -128,9 +135,10 @@ def choose_levers(
     """
     records = loader.dataset.records
     table: list[dict[str, Any]] = []
+    masks: dict[bool, list[tuple[Tensor, dict[str, Any]]]] = {}
     for tta in (False, True):
         run = with_tta(forward, tta)
-        pairs = []
+        pairs = masks[tta] = []
         with torch.no_grad():
             for b in loader:  # kept as masks (1 byte a pixel) without the images
                 fg = torch.sigmoid(run(b["image"]).float().cpu()) > task.threshold
@@ -146,8 +154,78 @@ def choose_levers(
     base = next(r[monitor] for r in table if not r["tta"] and r["min_component_voxels"] == 0)
     best = max(table, key=lambda r: sign * (r[monitor] if r[monitor] is not None else -np.inf))
     if base is None or best[monitor] is None or sign * (best[monitor] - base) <= MIN_GAIN:
-        return Levers(), table
-    return Levers(bool(best["tta"]), int(best["min_component_voxels"])), table
+        levers = Levers()
+    else:
+        levers = Levers(bool(best["tta"]), int(best["min_component_voxels"]))
+    volumes = postprocessed(
+        ((torch.where(fg, _LOGIT, -_LOGIT), b) for fg, b in masks[levers.tta]),
+        records,
+        task.threshold,
+        levers.min_component_voxels,
+    )
+    gate, gate_table = choose_gate(list(volumes), task, monitor, mode)
+    return replace(levers, gate_area=gate), table, gate_table
+
+
+def _detection(pred: np.ndarray, truth: np.ndarray) -> float | None:
+    """Balanced accuracy of per-slice tumor / no-tumor calls (None: one class missing)."""
+    if truth.all() or not truth.any():
+        return None
+    return float(((pred & truth).sum() / truth.sum() + (~pred & ~truth).sum() / (~truth).sum()) / 2)
+
+
+def choose_gate(
+    volumes: list[tuple[Tensor, dict[str, Any]]],
+    task: Any,
+    monitor: str,
+    mode: str = "max",
+    grid: tuple[float, ...] = GATE_AREAS,
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """The segmenter-as-gate's area threshold, chosen on the VAL split, and its table.
+
+    ``volumes``: (logits, batch) of the val split after the chosen levers. The
+    segmenter alone calls a slice "tumor" when its mask is not empty; the gate when the
+    mask covers at least ``area`` of the slice (and empties the others). The threshold
+    taken has the best per-slice balanced accuracy among those that do not lower the
+    run's monitor (per-patient Dice) below the segmenter alone's, and must beat the
+    segmenter alone's detection by more than ``MIN_GAIN``; otherwise None (no gate).
+    """
+    if not volumes:
+        return None, []
+    fg = [logits > 0 for logits, _ in volumes]
+    area = torch.cat([f.flatten(2).any(1).float().mean(1) for f in fg]).numpy()
+    truth = torch.cat([b["mask"].flatten(1).amax(1) > 0.5 for _, b in volumes]).numpy()
+    sign = 1.0 if mode == "max" else -1.0
+    rows: list[dict[str, Any]] = []
+    for th in (0.0, *grid):  # 0.0: no gate (the segmenter alone)
+        keep = area >= th if th > 0 else area > 0
+        ev = task.evaluator(selecting=True)
+        start = 0
+        for logits, batch in volumes:
+            k = torch.from_numpy(keep[start : start + len(logits)])
+            start += len(logits)
+            ev.update(torch.where(k[:, None, None, None], logits, -_LOGIT), batch)
+        rows.append(
+            {
+                "gate_area": th,
+                monitor: ev.compute().get(monitor),
+                "detection": _detection(keep, truth),
+            }
+        )
+    alone = rows[0]
+    if alone["detection"] is None or alone[monitor] is None:
+        return None, rows
+    fair = [
+        r
+        for r in rows[1:]
+        if r["detection"] is not None
+        and r[monitor] is not None
+        and sign * (r[monitor] - alone[monitor]) >= 0
+        and r["detection"] - alone["detection"] > MIN_GAIN
+    ]
+    if not fair:
+        return None, rows
+    return float(max(fair, key=lambda r: r["detection"])["gate_area"]), rows
 
 
 def select_on_val(
@@ -156,7 +234,7 @@ def select_on_val(
     val_loader: Any,
     device: torch.device,
     runtime: dict[str, str] | None,
-) -> tuple[Levers, list[dict[str, Any]]]:
+) -> tuple[Levers, list[dict[str, Any]], list[dict[str, Any]]]:
     """:func:`choose_levers` for a trained network, run as evaluation runs it."""
     from braintumor.engine.evaluate import evaluation_runtime
     from braintumor.precision import set_layout
@@ -173,4 +251,13 @@ def select_on_val(
         set_layout(model, False)
 
 
-__all__ = ["SIZES", "Levers", "choose_levers", "postprocessed", "select_on_val", "with_tta"]
+__all__ = [
+    "GATE_AREAS",
+    "SIZES",
+    "Levers",
+    "choose_gate",
+    "choose_levers",
+    "postprocessed",
+    "select_on_val",
+    "with_tta",
+]

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from braintumor.config import OptimConfig
 from braintumor.data.mixing import BatchMixer
+from braintumor.engine.aux_mask import AuxMaskHead
 from braintumor.engine.evaluators import Evaluator
 from braintumor.engine.schedule import build_scheduler
 from braintumor.engine.tasks import (
@@ -62,6 +63,7 @@ class BrainTumorModule(L.LightningModule):
             :mod:`braintumor.engine.schedule`).
         precision: the resolved training precision (``auto`` layout depends on it).
         mixer: mixup / cutmix of training batches (classification), or None.
+        aux_mask: the auxiliary mask head of a classifier (``model.aux_mask``), or None.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class BrainTumorModule(L.LightningModule):
         max_minutes: float | None = None,
         precision: str = "32-true",
         mixer: BatchMixer | None = None,
+        aux_mask: AuxMaskHead | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -97,6 +100,12 @@ class BrainTumorModule(L.LightningModule):
         self.val_eval: Evaluator = task.evaluator(selecting=True)
         self.history: list[dict[str, float]] = []
         self.mixer = mixer if mixer is not None and mixer.active else None
+        if aux_mask is not None and self.mixer is not None:
+            raise ConfigError(
+                "model.aux_mask does not combine with data.mixup_alpha / data.cutmix_alpha "
+                "(the masks are not mixed); turn one of them off"
+            )
+        self.aux_mask = aux_mask  # a submodule: trained, checkpointed, not in model.safetensors
         self._epoch_lr = math.nan
 
     def forward(self, x: Tensor) -> Tensor:
@@ -116,6 +125,8 @@ class BrainTumorModule(L.LightningModule):
     def on_fit_end(self) -> None:
         # Saved weights are plain NCHW (safetensors stores contiguous tensors only).
         set_layout(self.model, False)
+        if self.aux_mask is not None:  # evaluation and export see the plain classifier
+            self.aux_mask.remove()
 
     def _sync(self, ev: Evaluator) -> None:
         """Under DDP, give every rank the union of what all ranks saw (a whole split)."""
@@ -143,6 +154,10 @@ class BrainTumorModule(L.LightningModule):
         else:
             loss = self.loss_fn(logits, target)
         n = batch["image"].shape[0]
+        if self.aux_mask is not None:
+            aux = self.aux_mask.loss(batch["mask"])
+            self.log("train_aux_loss", aux, on_step=False, on_epoch=True, batch_size=n)
+            loss = loss + aux
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         self.train_eval.update(logits, batch)
         return loss
@@ -171,6 +186,8 @@ class BrainTumorModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self._forward(batch["image"])
+        if self.aux_mask is not None:
+            self.aux_mask.clear()
         loss = self.loss_fn(logits, self.task.target(batch))
         n = batch["image"].shape[0]
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
@@ -195,7 +212,10 @@ class BrainTumorModule(L.LightningModule):
     def _param_groups(self) -> list[dict[str, Any]]:
         # No weight decay on biases and normalisation weights (1-D tensors).
         decay, no_decay = [], []
-        for p in self.model.parameters():
+        params = list(self.model.parameters())
+        if self.aux_mask is not None:
+            params += list(self.aux_mask.parameters())
+        for p in params:
             (no_decay if p.ndim <= 1 else decay).append(p)
         return [
             {"params": decay, "weight_decay": self.optim.weight_decay},

@@ -21,23 +21,32 @@ from scipy import ndimage
 @dataclass(frozen=True)
 class Levers:
     """A run's inference levers (the card's ``inference`` entry; chosen on val by
-    ``engine/levers.py``): flip TTA and the smallest 3-D component kept per volume,
-    in voxels at the network's input resolution."""
+    ``engine/levers.py``): flip TTA, the smallest 3-D component kept per volume, in
+    voxels at the network's input resolution, and the area threshold of the
+    segmenter-as-gate."""
 
     tta: bool = False
     min_component_voxels: int = 0
+    # The pipeline's default gate: a slice is "tumor" when the predicted area fraction
+    # of its post-processed mask is at least this (None: not chosen; engine/levers.py).
+    gate_area: float | None = None
 
     @classmethod
     def from_card(cls, card: dict[str, Any] | None) -> Levers:
         raw = (card or {}).get("inference") or {}
-        return cls(bool(raw.get("tta", False)), int(raw.get("min_component_voxels", 0) or 0))
+        gate = raw.get("gate_area")
+        return cls(
+            bool(raw.get("tta", False)),
+            int(raw.get("min_component_voxels", 0) or 0),
+            float(gate) if gate is not None else None,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def any(self) -> bool:
-        return self.tta or self.min_component_voxels > 1
+        return self.tta or self.min_component_voxels > 1 or self.gate_area is not None
 
 
 # 26-connectivity: voxels touching by a face, an edge or a corner are one component.

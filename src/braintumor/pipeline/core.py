@@ -86,22 +86,35 @@ class TwoStagePipeline:
     @classmethod
     def from_runs(
         cls,
-        classifier_run: str | Path,
+        classifier_run: str | Path | None,
         segmenter_run: str | Path,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         device: str | None = None,
         backend: str | None = None,
     ) -> TwoStagePipeline:
-        """Both stages from run folders (``backend``: see :class:`Predictor`)."""
-        from braintumor.pipeline.seg_gate import SegmenterGate, gate_score
+        """Both stages from run folders (``backend``: see :class:`Predictor`).
+
+        ``classifier_run`` None or ``segmenter-area``: the default gate, detection read
+        off the segmenter's post-processed mask with the area threshold chosen on val
+        (see :func:`~braintumor.pipeline.seg_gate.default_threshold`). ``threshold``
+        None: that threshold for a segmenter gate, 0.5 for a classifier.
+        """
+        from braintumor.pipeline.seg_gate import (
+            DEFAULT_GATE,
+            SegmenterGate,
+            default_threshold,
+            gate_score,
+        )
 
         segmenter = Predictor.from_run(segmenter_run, device, backend=backend)
-        score = gate_score(str(classifier_run))
+        score = gate_score(str(classifier_run or DEFAULT_GATE))
         # "--classifier segmenter[-max|-area]": detection read off the segmenter itself.
         if score:
+            if threshold is None:
+                threshold = default_threshold(segmenter.card, score)
             return cls(SegmenterGate(segmenter, score), segmenter, threshold)
-        classifier = Predictor.from_run(classifier_run, device, backend=backend)
-        return cls(classifier, segmenter, threshold)
+        classifier = Predictor.from_run(str(classifier_run), device, backend=backend)
+        return cls(classifier, segmenter, 0.5 if threshold is None else threshold)
 
     @property
     def classes(self) -> list[str]:

@@ -24,6 +24,7 @@ from braintumor.errors import DataError
 from braintumor.inference.runs import load_run, write_json
 from braintumor.metrics.segmentation import SegmentationEvaluator
 from braintumor.pipeline.core import TwoStagePipeline, progress
+from braintumor.pipeline.seg_gate import DEFAULT_GATE
 
 METRICS_FILE = "pipeline_metrics.json"
 HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
@@ -141,6 +142,7 @@ def score_pipeline(
     cls_scale, seg_scale = pipe.classifier.intensity, pipe.segmenter.intensity
     gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
     n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
+    found = {"ungated": [0, 0], "gated": [0, 0]}  # slices called tumor: [true, false]
     for group, volume in progress(_groups(records, batch), description, show_progress):
         samples = [fmt.load(rec) for rec in group]
         results = pipe.predict(
@@ -160,18 +162,37 @@ def score_pipeline(
             gate_tp += tumor and r.kept
             gate_tn += (not tumor) and (not r.kept)
             emptied_hit += tumor and not r.kept and bool(r.raw_mask.any())
+            for name, mask in (("ungated", r.raw_mask), ("gated", r.mask)):
+                if mask.any():
+                    found[name][0 if tumor else 1] += 1
+    variants = {"ungated": ungated.summary(n_healthy), "gated": gated.summary(n_healthy)}
+    for name, (tp, fp) in found.items():
+        # Detection by the output itself: a slice is "tumor" when its mask is not empty.
+        variants[name]["detection"] = _detection(tp, n_tumor - tp, n_healthy - fp, fp)
     return {
         "n_healthy_slices": n_healthy,
         "n_tumor_slices": n_tumor,
-        "ungated": ungated.summary(n_healthy),
-        "gated": gated.summary(n_healthy),
+        **variants,
         "gate": {
             "tumor_slices_wrongly_emptied": n_tumor - gate_tp,
             "wrongly_emptied_where_segmenter_found_tumor": emptied_hit,
             "healthy_slices_emptied": gate_tn,
-            "sensitivity": gate_tp / n_tumor if n_tumor else None,
-            "specificity": gate_tn / n_healthy if n_healthy else None,
+            **_detection(gate_tp, n_tumor - gate_tp, gate_tn, n_healthy - gate_tn),
         },
+    }
+
+
+def _detection(tp: int, fn: int, tn: int, fp: int) -> dict[str, float | None]:
+    """Per-slice sensitivity, specificity and balanced accuracy (None: undefined)."""
+    sens = tp / (tp + fn) if tp + fn else None
+    spec = tn / (tn + fp) if tn + fp else None
+    both = sens is not None and spec is not None
+    return {
+        "sensitivity": sens,
+        "specificity": spec,
+        "balanced_accuracy": (sens + spec) / 2 if both else None,  # type: ignore[operator]
+        "tumor_slices_missed": fn,
+        "healthy_slices_flagged": fp,
     }
 
 
@@ -190,12 +211,12 @@ def _groups(records: list[Record], batch: int) -> list[tuple[list[Record], bool]
 
 
 def evaluate_pipeline(
-    classifier_run: str | Path,
+    classifier_run: str | Path | None,
     segmenter_run: str | Path,
     data_spec: str,
     out: str | Path,
     split: str = "test",
-    threshold: float = 0.5,
+    threshold: float | None = None,
     *,
     options: dict[str, Any] | None = None,
     device: str | None = None,
@@ -232,15 +253,17 @@ def evaluate_pipeline(
         description=f"pipeline on {split}",
     )
     result = {
-        "classifier": str(classifier_run),
+        "classifier": str(classifier_run or DEFAULT_GATE),
         "segmenter": str(segmenter_run),
         "data": data_spec,
         "split": split,
         "split_source": source,
-        "threshold": threshold,
+        "threshold": pipe.threshold,
         "n_images": len(records),
         "n_patients": len({r.patient_id for r in records}),
-        "classifier_saw_test_slices": _classifier_overlap(Path(classifier_run), records),
+        "classifier_saw_test_slices": _classifier_overlap(
+            Path(classifier_run or DEFAULT_GATE), records
+        ),
         **scores,
         "resolution": "each slice at its own size (the segmenter's output mapped back)",
     }
@@ -272,11 +295,29 @@ def comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("FP slices among healthy slices", "fp_slices_healthy"),
     ]
     out = [(label, _fmt(u.get(k)), _fmt(g.get(k))) for label, k in rows]
+    gate = result["gate"]
+    emptied = gate.get("wrongly_emptied_where_segmenter_found_tumor")
     out.append(
         (
-            f"tumor slices emptied (of {result['n_tumor_slices']})",
+            f"tumor slices the gate emptied (of {result['n_tumor_slices']})",
             "0",
-            _fmt(result["gate"]["tumor_slices_wrongly_emptied"]),
+            _fmt(emptied if emptied is not None else gate["tumor_slices_wrongly_emptied"]),
+        )
+    )
+    # Older pipeline_metrics.json files have no "detection" entry.
+    det = [v.get("detection") or {} for v in (u, g)]
+    out.append(
+        (
+            f"tumor slices with an empty mask (of {result['n_tumor_slices']})",
+            _fmt(det[0].get("tumor_slices_missed")),
+            _fmt(det[1].get("tumor_slices_missed")),
+        )
+    )
+    out.append(
+        (
+            "detection bal. acc (mask not empty)",
+            _fmt(det[0].get("balanced_accuracy")),
+            _fmt(det[1].get("balanced_accuracy")),
         )
     )
     return out

@@ -16,6 +16,7 @@ from typing import Any
 from braintumor.inference.scans import ScanInput, load_input, unique_name
 from braintumor.pipeline.core import SliceResult, TwoStagePipeline
 from braintumor.pipeline.outputs import write_image_outputs, write_volume_outputs
+from braintumor.pipeline.seg_gate import DEFAULT_GATE
 
 
 def predict_images_together(
@@ -66,11 +67,11 @@ def process_input(
 
 
 def run_pipeline(
-    classifier_run: str | Path,
+    classifier_run: str | Path | None,
     segmenter_run: str | Path,
     inputs: Sequence[str | Path],
     out: str | Path,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     *,
     device: str | None = None,
     show_progress: bool = True,
@@ -94,9 +95,9 @@ def run_pipeline(
         process_input(pipe, s, out / s.name, show_progress, together.get(id(s))) for s in scans
     ]
     index = {
-        "classifier": str(classifier_run),
+        "classifier": str(classifier_run or DEFAULT_GATE),
         "segmenter": str(segmenter_run),
-        "threshold": threshold,
+        "threshold": pipe.threshold,
         "inputs": [
             {
                 "input": s["input"],

@@ -6,8 +6,10 @@ healthy ones. The segmenter already answers the question: :class:`SegmenterGate`
 scores a slice by its largest pixel probability (``max``) or by the fraction of its
 pixels predicted as tumor (``area``), and stands in for the classifier stage of the
 pipeline with the classes ``no_tumor`` / ``tumor`` and ``P(tumor) = score``. The
-pipeline's ``--threshold`` is then a threshold on that score, chosen on the
-validation split (``benchmarks/detection.py``).
+pipeline's ``--threshold`` is then a threshold on that score. The area gate is the
+pipeline's default (``--classifier`` not given): its threshold is the one chosen on the
+segmenter's validation split when it was trained (:func:`default_threshold`); on a
+volume it reads the post-processed probabilities (3-D component removal applied).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.errors import ConfigError
+from braintumor.inference.postprocess import Levers
 
 SCORES = ("max", "area")
 GATE_NAMES = {"segmenter": "max", "segmenter-max": "max", "segmenter-area": "area"}
@@ -66,6 +69,27 @@ class SegmenterGate:
             [detection_score(p, self.score, self.segmenter.threshold) for p in probs], np.float64
         )
         return np.stack([1.0 - s, s], axis=1) if len(s) else np.zeros((0, 2))
+
+
+# The pipeline's gate when --classifier is not given.
+DEFAULT_GATE = "segmenter-area"
+# Area threshold "any predicted pixel": the gate then keeps exactly the slices whose
+# (post-processed) mask is not empty, i.e. the segmenter alone.
+ANY_PIXEL = 1e-9
+
+
+def default_threshold(card: dict[str, Any], score: str) -> float:
+    """The gate threshold when ``--threshold`` is not given.
+
+    ``area``: the fraction chosen on the segmenter's validation split when it was
+    trained (the card's ``inference.gate_area``, ``engine/levers.py``), or, where none
+    was chosen (no threshold beat the segmenter alone on val, or an older run), any
+    predicted pixel. ``max``: 0.5.
+    """
+    if score == "max":
+        return 0.5
+    gate = Levers.from_card(card).gate_area
+    return ANY_PIXEL if gate is None or gate <= 0 else float(gate)
 
 
 def gate_score(name: str) -> str | None:
