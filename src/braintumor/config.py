@@ -32,6 +32,10 @@ class DataConfig:
     num_workers: int = 0
     augment: bool = True
     intensity_aug: bool = False  # gamma / contrast / brightness (down to 0.2x) augmentation
+    # Spatial augmentation strength: random rotation up to +-rotate_degrees and zoom by
+    # up to +-scale_range (a fraction), each applied to half the training samples.
+    rotate_degrees: float = 15.0
+    scale_range: float = 0.1
     # Probability of replacing each non-FLAIR channel by FLAIR in training (LGG: some
     # cases repeat FLAIR in place of a missing sequence).
     channel_dropout: float = 0.0

@@ -60,3 +60,36 @@ def test_thread_count_is_restored() -> None:
     before = torch.get_num_threads()
     aug(_square_item())
     assert torch.get_num_threads() == before
+
+
+def _affine(aug) -> object:
+    from braintumor.data.fast_augment import RandAffine2d
+
+    return next(t for t in aug.pipeline.transforms if isinstance(t, RandAffine2d))
+
+
+def test_spatial_strength_reaches_the_affine_and_is_checked() -> None:
+    import math
+
+    aug = build_transforms("segmentation", True, rotate_degrees=25, scale_range=0.25)
+    affine = _affine(aug)
+    assert affine.rotate_range == pytest.approx(math.radians(25))
+    assert affine.scale_range == (0.25, 0.25)
+    default = _affine(build_transforms("segmentation", True))
+    assert default.rotate_range == pytest.approx(math.radians(15))
+    assert default.scale_range == (0.1, 0.1)
+    with pytest.raises(ConfigError, match="scale_range"):
+        build_transforms("segmentation", True, scale_range=1.5)
+    with pytest.raises(ConfigError, match="rotate_degrees"):
+        build_transforms("segmentation", True, rotate_degrees=-5)
+
+
+def test_zero_strength_leaves_geometry_alone() -> None:
+    """rotate 0 and zoom 0: the mask only ever moves by the left-right flip."""
+    torch.manual_seed(1)
+    aug = build_transforms("segmentation", True, rotate_degrees=0, scale_range=0)
+    item = _square_item()
+    flipped = item["mask"].flip(-1)
+    for _ in range(20):
+        mask = aug(dict(item))["mask"]
+        assert torch.equal(mask, item["mask"]) or torch.equal(mask, flipped)

@@ -22,6 +22,8 @@ from tests.engine.test_engine_training import tiny_config
         ("trainer.max_minutes", "inf", "trainer.max_minutes"),
         ("data.mixup_alpha", "-0.2", "data.mixup_alpha=-0.2"),
         ("data.cutmix_alpha", "nan", "data.cutmix_alpha=nan"),
+        ("data.scale_range", "1.2", "data.scale_range=1.2"),
+        ("data.rotate_degrees", "nan", "data.rotate_degrees=nan"),
     ],
 )
 def test_invalid_values_are_refused(tmp_path: Path, key: str, value: str, match: str) -> None:

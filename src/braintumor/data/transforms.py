@@ -156,13 +156,16 @@ def build_transforms(
     train: bool,
     *,
     intensity: bool = False,
+    rotate_degrees: float = 15.0,
+    scale_range: float = 0.1,
     channel_dropout: float = 0.0,
     reference_channel: int = 0,
     n_native: int = 0,
 ) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """Augmentation for ``task`` items (C x H x W tensors); ``None`` when not training.
 
-    Train: left-right flip, small rotation (+-15 degrees) and zoom (+-10 %), intensity
+    Train: left-right flip, rotation (+-``rotate_degrees``, default 15) and zoom
+    (+-``scale_range``, default 10 %) on half the samples, intensity
     scale (+-10 %) and shift (+-0.05), mild Gaussian noise. The mask key is optional,
     so the same pipeline serves classification (no mask) and segmentation.
     ``intensity`` adds :func:`intensity_transforms`; ``channel_dropout`` > 0 adds
@@ -170,6 +173,11 @@ def build_transforms(
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    if not 0 <= rotate_degrees <= 180 or not 0 <= scale_range < 1:
+        raise ConfigError(
+            f"data.rotate_degrees={rotate_degrees} / data.scale_range={scale_range} out of "
+            "range: rotate_degrees must be in [0, 180] and scale_range in [0, 1)"
+        )
     if not train:
         return None
     both = ["image", "mask"]
@@ -183,8 +191,8 @@ def build_transforms(
             RandAffine2d(
                 keys=both,
                 prob=0.5,
-                rotate_range=math.radians(15),
-                scale_range=(0.1, 0.1),
+                rotate_range=math.radians(rotate_degrees),
+                scale_range=(scale_range, scale_range),
                 modes=("bilinear", "nearest"),
             ),
             RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),

@@ -67,6 +67,18 @@ def _check_ranges(cfg: Config) -> None:
             "a number >= 0 (0: off; 1.0 is usual)",
         ),
         (
+            finite(d.rotate_degrees) and 0 <= d.rotate_degrees <= 180,
+            "data.rotate_degrees",
+            d.rotate_degrees,
+            "degrees in [0, 180] (15 is the default)",
+        ),
+        (
+            finite(d.scale_range) and 0 <= d.scale_range < 1,
+            "data.scale_range",
+            d.scale_range,
+            "a fraction in [0, 1) (0.1 is the default: zoom by up to +-10 %)",
+        ),
+        (
             finite(cfg.model.aux_mask) and cfg.model.aux_mask >= 0,
             "model.aux_mask",
             cfg.model.aux_mask,

@@ -111,6 +111,8 @@ class DataBundle:
                 self.task,
                 True,
                 intensity=self.cfg.intensity_aug,
+                rotate_degrees=self.cfg.rotate_degrees,
+                scale_range=self.cfg.scale_range,
                 channel_dropout=self.cfg.channel_dropout,
                 reference_channel=self.fmt.flair_channel,
                 n_native=self.channels,
