@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from braintumor.atomic import new_folder
-from braintumor.cli.app import app, parse_options
+from braintumor.cli.app import BACKEND_HELP, app, parse_options
 from braintumor.errors import ConfigError
 
 
@@ -66,9 +66,7 @@ def pipeline(
     backend: str | None = typer.Option(
         None,
         "--backend",
-        help="auto (default on CPU: the fastest of bf16 / channels-last / ONNX Runtime "
-        "that matches eager fp32 within tolerance, timed on the first batch), "
-        "eager (as trained) or onnxruntime.",
+        help=BACKEND_HELP,
     ),
 ) -> None:
     """Two-stage pipeline: the classifier gates the segmenter (scans in, findings out)."""

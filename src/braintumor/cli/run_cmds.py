@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from braintumor.atomic import new_folder
-from braintumor.cli.app import app, parse_options
+from braintumor.cli.app import BACKEND_HELP, app, parse_options
 from braintumor.cli.tables import model_rows, print_cv_summary, print_metrics
 from braintumor.errors import ConfigError
 
@@ -198,9 +198,7 @@ def predict(
     backend: str | None = typer.Option(
         None,
         "--backend",
-        help="auto (default on CPU: the fastest of bf16 / channels-last / ONNX Runtime "
-        "that matches eager fp32 within tolerance, timed on the first batch), "
-        "eager (as trained) or onnxruntime.",
+        help=BACKEND_HELP,
     ),
 ) -> None:
     """Classify images, or segment images/volumes (masks + overlay PNGs), scaled as the run's
