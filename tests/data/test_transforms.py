@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from braintumor.data.transforms import build_transforms
+from braintumor.data.fast_augment import RandAffine2d
+from braintumor.data.transforms import Augment, build_transforms
 from braintumor.errors import ConfigError
 
 
@@ -62,15 +65,12 @@ def test_thread_count_is_restored() -> None:
     assert torch.get_num_threads() == before
 
 
-def _affine(aug) -> object:
-    from braintumor.data.fast_augment import RandAffine2d
-
+def _affine(aug: Augment | None) -> RandAffine2d:
+    assert aug is not None
     return next(t for t in aug.pipeline.transforms if isinstance(t, RandAffine2d))
 
 
 def test_spatial_strength_reaches_the_affine_and_is_checked() -> None:
-    import math
-
     aug = build_transforms("segmentation", True, rotate_degrees=25, scale_range=0.25)
     affine = _affine(aug)
     assert affine.rotate_range == pytest.approx(math.radians(25))

@@ -151,6 +151,16 @@ def intensity_transforms() -> list[Any]:
     ]
 
 
+def rotation_ok(degrees: float) -> bool:
+    """``data.rotate_degrees`` is valid: finite, in [0, 180]."""
+    return math.isfinite(degrees) and 0 <= degrees <= 180
+
+
+def zoom_ok(fraction: float) -> bool:
+    """``data.scale_range`` is valid: finite, in [0, 1)."""
+    return math.isfinite(fraction) and 0 <= fraction < 1
+
+
 def build_transforms(
     task: str,
     train: bool,
@@ -173,7 +183,7 @@ def build_transforms(
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
-    if not 0 <= rotate_degrees <= 180 or not 0 <= scale_range < 1:
+    if not rotation_ok(rotate_degrees) or not zoom_ok(scale_range):
         raise ConfigError(
             f"data.rotate_degrees={rotate_degrees} / data.scale_range={scale_range} out of "
             "range: rotate_degrees must be in [0, 180] and scale_range in [0, 1)"

@@ -24,6 +24,8 @@ MAX_SEED = 2**32 - 1  # NumPy's seed range, which Lightning seeds along with tor
 
 
 def _check_ranges(cfg: Config) -> None:
+    from braintumor.data.transforms import rotation_ok, zoom_ok  # MONAI: only when training
+
     d, o, t = cfg.data, cfg.optim, cfg.trainer
     finite = math.isfinite
     # (holds, key, value, what is valid); NaN fails every comparison, as it should.
@@ -67,13 +69,13 @@ def _check_ranges(cfg: Config) -> None:
             "a number >= 0 (0: off; 1.0 is usual)",
         ),
         (
-            finite(d.rotate_degrees) and 0 <= d.rotate_degrees <= 180,
+            rotation_ok(d.rotate_degrees),
             "data.rotate_degrees",
             d.rotate_degrees,
             "degrees in [0, 180] (15 is the default)",
         ),
         (
-            finite(d.scale_range) and 0 <= d.scale_range < 1,
+            zoom_ok(d.scale_range),
             "data.scale_range",
             d.scale_range,
             "a fraction in [0, 1) (0.1 is the default: zoom by up to +-10 %)",
