@@ -56,7 +56,8 @@ def main() -> None:
             fg = torch.sigmoid(forward(b["image"]).float()) > task.threshold
             logits = torch.where(fg, _LOGIT, -_LOGIT)
             pairs.append((logits, {k: v for k, v in b.items() if k != "image"}))
-    volumes = list(postprocessed(pairs, records, task.threshold, levers.min_component_voxels))
+    volumes = list(postprocessed(pairs, records, task.threshold, levers.min_component_voxels,
+                                 levers.keep_largest))  # fmt: skip
     gate, rows = choose_gate(volumes, task, task.monitor, task.monitor_mode)
     write_result(f"choose_gate_{args.run.name}", {"run": str(args.run), "levers": levers.as_dict(),
                                                   "gate_area": gate, "table": rows})  # fmt: skip

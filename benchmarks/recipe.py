@@ -66,13 +66,19 @@ def main() -> None:
     if levers:
         chosen = (
             f"tta={levers.get('tta')}, min_component_voxels={levers.get('min_component_voxels')}"
+            f", keep_largest={levers.get('keep_largest', False)}"
         )
         monitor = next((k for k in (levers.get("val_table") or [{}])[0] if k not in
-                        ("tta", "min_component_voxels")), None)  # fmt: skip
+                        ("tta", "min_component_voxels", "keep_largest")), None)  # fmt: skip
         table = markdown_table(
-            ["tta", "min 3-D component (voxels)", f"val {monitor}"],
+            ["tta", "min 3-D component (voxels)", "keep largest", f"val {monitor}"],
             [
-                [r["tta"], r["min_component_voxels"], fmt(r.get(monitor))]
+                [
+                    r["tta"],
+                    r["min_component_voxels"],
+                    r.get("keep_largest", False),
+                    fmt(r.get(monitor)),
+                ]
                 for r in levers.get("val_table", [])
             ],  # fmt: skip
         )

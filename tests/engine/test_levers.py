@@ -82,12 +82,52 @@ def test_choose_levers_takes_postprocessing_only_when_val_gains() -> None:
     task = create_task("segmentation", ["tumor"], 0.5)
     levers, table, gates = choose_levers(_forward, task, loader, "dice_per_patient_mean")
     assert levers.min_component_voxels in {10, 40, 160} and not levers.tta
-    assert len(table) == 12
+    # Sizes > 1 are tried with and without keep_largest: 2 x (1 + 5 x 2) rows. Every val
+    # volume has a tumour and none is emptied (a tie), so keeping the largest is taken.
+    assert len(table) == 22 and levers.keep_largest
     # Every slice holds tumour: detection is undefined on val, so no gate is chosen.
     assert levers.gate_area is None and len(gates) == 1 + len(GATE_AREAS)
     # A network without false positives gains nothing: no lever switched on.
     clean = _Loader([{**b, "image": b["mask"].clone()} for b in loader], loader.dataset.records)
     assert choose_levers(_forward, task, clean, "dice_per_patient_mean")[0] == Levers()
+
+
+def _tiny_tumour_data() -> tuple[_Loader, torch.Tensor]:
+    """:func:`_data`, but patient p2's tumour is one 2x2 patch on one slice (4 voxels)."""
+    loader, masks = _data()
+    for b in loader:
+        for j, pid in enumerate(b["patient_id"]):
+            if pid == "p2":
+                b["mask"][j] = 0
+                b["image"][j] = 0
+                if b["path"][j].endswith("s1.tif"):
+                    b["mask"][j, 0, 7:9, 7:9] = b["image"][j, 0, 7:9, 7:9] = 1
+    return loader, masks
+
+
+def test_choose_levers_keeps_a_volumes_largest_component_when_that_wins_on_val() -> None:
+    loader, _ = _tiny_tumour_data()
+    task = create_task("segmentation", ["tumor"], 0.5)
+    levers, table, _ = choose_levers(_forward, task, loader, "dice_per_patient_mean")
+    # Dropping the specks (size 10) would empty p2, whose only tumour is 4 voxels.
+    row = {(r["min_component_voxels"], r["keep_largest"]): r for r in table if not r["tta"]}
+    assert row[(10, True)]["dice_per_patient_mean"] > row[(10, False)]["dice_per_patient_mean"]
+    assert levers.keep_largest and levers.min_component_voxels >= 10
+    # The same patient healthy (no tumour in truth, one 4-voxel false alarm): emptying wins.
+    for b in loader:
+        b["mask"][[j for j, p in enumerate(b["patient_id"]) if p == "p2"]] = 0
+    levers, _, _ = choose_levers(_forward, task, loader, "dice_per_patient_mean")
+    assert not levers.keep_largest and levers.min_component_voxels >= 10
+
+
+def test_postprocessed_keep_largest_scores_the_emptied_volume() -> None:
+    loader, _ = _tiny_tumour_data()
+    pairs = [(_forward(b["image"]), b) for b in loader]
+    recs = loader.dataset.records
+    for keep, expect in ((False, 0), (True, 4)):
+        out = list(postprocessed(pairs, recs, 0.5, 10, keep_largest=keep))
+        p2 = [lg for lg, b in out if b["patient_id"][0] == "p2"][0]
+        assert int((torch.sigmoid(p2) > 0.5).sum()) == expect
 
 
 def _volume(tumour: list[int], speck: list[int], size: int = 16) -> tuple:
@@ -142,5 +182,7 @@ def test_levers_from_card_defaults_to_off() -> None:
     assert Levers.from_card({}) == Levers()
     lv = Levers.from_card({"inference": {"tta": True, "min_component_voxels": 40}})
     assert lv == Levers(True, 40) and lv.any and lv.as_dict()["min_component_voxels"] == 40
+    kept = Levers.from_card({"inference": {"min_component_voxels": 40, "keep_largest": True}})
+    assert kept.keep_largest and kept.as_dict()["keep_largest"] and not Levers().keep_largest
     gate = Levers.from_card({"inference": {"gate_area": 0.002}})
     assert gate.gate_area == 0.002 and gate.any and gate.as_dict()["gate_area"] == 0.002

@@ -48,6 +48,8 @@ def card() -> dict[str, Any]:
             {"preprocessing": {"image_size": 32, "channels": 1, "crop": True, "neighbours": -1}},
             "neighbours",
         ),
+        ({"inference": {"min_component_voxels": 40, "keep_largest": "yes"}}, "keep_largest"),
+        ({"inference": {"min_component_voxels": -1}}, "min_component_voxels"),
     ],
 )
 def test_edited_card_is_refused(card: dict[str, Any], edit: dict[str, Any], message: str) -> None:

@@ -43,3 +43,32 @@ def test_drop_small_probabilities_scales_the_size_to_the_output_grid() -> None:
     out = drop_small_probabilities(list(p), 0.5, 2, image_size=8)
     assert np.all(out[0][0, 10:12, 10:13] == 0) and np.all(out[0][0, 0:2, 0:2] == 0.9)
     assert np.array_equal(drop_small_probabilities(list(p), 0.5, 0, 8)[1], p[1])
+
+
+def test_keep_largest_never_empties_a_volume_and_adds_nothing_otherwise() -> None:
+    small = np.zeros((3, 8, 8), bool)
+    small[1, 1:3, 1:3] = True  # 4 voxels: the volume's largest component
+    small[2, 6, 6] = True  # 1 voxel
+    assert not drop_small_components(small, min_voxels=10).any()  # plain: emptied
+    kept = drop_small_components(small, min_voxels=10, keep_largest=True)
+    assert kept[1, 1:3, 1:3].all() and kept.sum() == 4  # only the largest survives
+    big = small.copy()
+    big[0, 4:8, 4:8] = True  # 16 voxels pass the size: nothing else is kept back
+    assert np.array_equal(
+        drop_small_components(big, 10, keep_largest=True), drop_small_components(big, 10)
+    )
+    empty = np.zeros((2, 4, 4), bool)
+    assert not drop_small_components(empty, 10, keep_largest=True).any()
+    out = per_patient([small[1][None]], ["a"], order=[0], min_voxels=10, keep_largest=True)
+    assert out[0].sum() == 4
+
+
+def test_drop_small_probabilities_keep_largest_keeps_the_probabilities() -> None:
+    from braintumor.inference.postprocess import drop_small_probabilities
+
+    p = np.zeros((2, 1, 8, 8), np.float32)
+    p[0, 0, 1:3, 1:3] = 0.7  # 4 voxels, the largest
+    p[1, 0, 6, 6] = 0.9  # 1 voxel
+    out = drop_small_probabilities(list(p), 0.5, 10, image_size=8, keep_largest=True)
+    assert np.all(out[0][0, 1:3, 1:3] == 0.7) and out[1][0, 6, 6] == 0
+    assert not any(o.any() for o in drop_small_probabilities(list(p), 0.5, 10, 8))

@@ -75,6 +75,17 @@ def test_card_levers_drop_small_components_of_a_volume_only() -> None:
     assert pred.masks(pred.predict_images([image])[0])[0, 7, 7] == 1
 
 
+def test_card_keep_largest_keeps_a_volumes_only_component() -> None:
+    card = _card(0, per_volume=False)
+    card["inference"] = {"tta": False, "min_component_voxels": 100}  # above the 27-voxel blob
+    plain = Predictor(_Recorder(), card, device="cpu")
+    assert not plain.masks(plain.predict_volume(_speck_volume())).any()  # emptied
+    card["inference"]["keep_largest"] = True
+    pred = Predictor(_Recorder(), card, device="cpu")
+    masks = pred.masks(pred.predict_volume(_speck_volume()))
+    assert pred.keep_largest and masks[0, 2:5, 2:5, :].all() and masks[0, 7, 7, 0] == 0
+
+
 def test_card_tta_is_the_default_and_an_argument_overrides_it() -> None:
     card = _card(0, per_volume=False)
     card["inference"] = {"tta": True, "min_component_voxels": 0}

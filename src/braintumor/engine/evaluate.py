@@ -79,7 +79,7 @@ def evaluate_model(
 
     records = getattr(loader.dataset, "records", [])
     for logits, batch in postprocessed(
-        outputs(), records, task.threshold, levers.min_component_voxels
+        outputs(), records, task.threshold, levers.min_component_voxels, levers.keep_largest
     ):
         ev.update(logits, batch)
     model.train(was_training)

@@ -6,7 +6,8 @@ Three levers cost nothing at training time and are decided per run, on validatio
 - ``min_component_voxels``: each volume's slice masks are stacked and the 3-D connected
   components smaller than this many voxels (at the network's resolution) are dropped
   (:mod:`braintumor.inference.postprocess`), which removes the isolated false positives
-  a 2-D network scatters over healthy slices;
+  a 2-D network scatters over healthy slices; with ``keep_largest`` a volume whose
+  components are all smaller keeps its largest one instead of becoming empty;
 - ``gate_area``: the pipeline's default gate, detection read off the segmenter: a slice
   is "tumor" when its post-processed mask covers at least this fraction of it
   (:func:`choose_gate`; None when no threshold beats the segmenter alone on val).
@@ -14,9 +15,12 @@ Three levers cost nothing at training time and are decided per run, on validatio
 :func:`choose_levers` scores every combination with the run's selection monitor (per
 patient Dice by default) on the VAL split with the selected weights and keeps the best;
 a candidate must beat the plain model by more than ``MIN_GAIN`` to be taken, so noise
-does not switch a lever on. The choice is written into the model card's ``inference``
-entry, and the test metrics, ``evaluate``, ``predict``, ``pipeline`` and ``serve`` apply
-it. The test split is never read here.
+does not switch a lever on. Ties go to no TTA and the smaller size; between the two
+``keep_largest`` variants, which differ only where the removal empties a volume, ties go
+to keeping when every val volume has a tumor (keeping then cannot lower any volume's
+Dice: an emptied tumor volume scores 0) and to emptying otherwise. The choice is
+written into the model card's ``inference`` entry, and the test metrics, ``evaluate``,
+``predict``, ``pipeline`` and ``serve`` apply it. The test split is never read here.
 """
 
 from __future__ import annotations
@@ -74,12 +78,14 @@ def postprocessed(
     records: Iterable[Any],
     threshold: float,
     min_voxels: int,
+    keep_largest: bool = False,
 ) -> Iterator[tuple[Tensor, dict[str, Any]]]:
     """(logits, batch) pairs with small 3-D components removed per volume.
 
     Streams: a volume is processed and yielded (as one pseudo-batch of its slices)
     as soon as all its slices have been seen, so memory holds only the volumes in
     flight. Pixels that post-processing removes get logit -20; kept ones keep theirs.
+    ``keep_largest``: see :func:`~braintumor.inference.postprocess.drop_small_components`.
     """
     if min_voxels <= 1:
         yield from pairs
@@ -92,19 +98,23 @@ def postprocessed(
             item = {k: (v[j] if isinstance(v, (list, Tensor)) else v) for k, v in batch.items()}
             held[vkey].append((pos, logits[j], item))
             if len(held[vkey]) == vols.size[vkey]:
-                yield _one_volume(held.pop(vkey), threshold, min_voxels)
+                yield _one_volume(held.pop(vkey), threshold, min_voxels, keep_largest)
     for rest in held.values():  # a loader that skipped samples (limit): still scored
-        yield _one_volume(rest, threshold, min_voxels)
+        yield _one_volume(rest, threshold, min_voxels, keep_largest)
 
 
 def _one_volume(
-    slices: list[tuple[int, Tensor, dict[str, Any]]], threshold: float, min_voxels: int
+    slices: list[tuple[int, Tensor, dict[str, Any]]],
+    threshold: float,
+    min_voxels: int,
+    keep_largest: bool,
 ) -> tuple[Tensor, dict[str, Any]]:
     slices.sort(key=lambda s: s[0])
     logits = torch.stack([s[1] for s in slices])  # S x C x H x W
     fg = (torch.sigmoid(logits.float()) > threshold).numpy()
     keep = np.stack(
-        [drop_small_components(fg[:, c], min_voxels) for c in range(fg.shape[1])], axis=1
+        [drop_small_components(fg[:, c], min_voxels, keep_largest) for c in range(fg.shape[1])],
+        axis=1,
     )
     out = torch.where(torch.from_numpy(keep), logits, torch.full_like(logits, -_LOGIT))
     items = [s[2] for s in slices]
@@ -143,28 +153,46 @@ def choose_levers(
             for b in loader:  # kept as masks (1 byte a pixel) without the images
                 fg = torch.sigmoid(run(b["image"]).float().cpu()) > task.threshold
                 pairs.append((fg, {k: v for k, v in b.items() if k != "image"}))
+        prefer = all_volumes_have_tumor(pairs, records)
         for size in sizes:
-            ev = task.evaluator(selecting=True)
-            as_logits = ((torch.where(fg, _LOGIT, -_LOGIT), b) for fg, b in pairs)
-            for logits, batch in postprocessed(as_logits, records, task.threshold, size):
-                ev.update(logits, batch)
-            value = ev.compute().get(monitor)
-            table.append({"tta": tta, "min_component_voxels": size, monitor: value})
+            for keep in (prefer, not prefer) if size > 1 else (False,):
+                ev = task.evaluator(selecting=True)
+                as_logits = ((torch.where(fg, _LOGIT, -_LOGIT), b) for fg, b in pairs)
+                for logits, batch in postprocessed(as_logits, records, task.threshold, size, keep):
+                    ev.update(logits, batch)
+                value = ev.compute().get(monitor)
+                row = {"tta": tta, "min_component_voxels": size, "keep_largest": keep}
+                table.append({**row, monitor: value})
     sign = 1.0 if mode == "max" else -1.0
     base = next(r[monitor] for r in table if not r["tta"] and r["min_component_voxels"] == 0)
     best = max(table, key=lambda r: sign * (r[monitor] if r[monitor] is not None else -np.inf))
     if base is None or best[monitor] is None or sign * (best[monitor] - base) <= MIN_GAIN:
         levers = Levers()
     else:
-        levers = Levers(bool(best["tta"]), int(best["min_component_voxels"]))
+        size = int(best["min_component_voxels"])
+        levers = Levers(bool(best["tta"]), size, keep_largest=size > 1 and best["keep_largest"])
     volumes = postprocessed(
         ((torch.where(fg, _LOGIT, -_LOGIT), b) for fg, b in masks[levers.tta]),
         records,
         task.threshold,
         levers.min_component_voxels,
+        levers.keep_largest,
     )
     gate, gate_table = choose_gate(list(volumes), task, monitor, mode)
     return replace(levers, gate_area=gate), table, gate_table
+
+
+def all_volumes_have_tumor(
+    pairs: Iterable[tuple[Tensor, dict[str, Any]]], records: Iterable[Any]
+) -> bool:
+    """Whether every volume of the (masks, batch) pairs has a tumor in its ground truth."""
+    vols = _Volumes(records)
+    has: dict[str, bool] = {}
+    for _, batch in pairs:
+        for j, key in enumerate(batch["path"]):
+            vkey = vols.place[key][0]
+            has[vkey] = has.get(vkey, False) or bool(batch["mask"][j].amax() > 0.5)
+    return bool(has) and all(has.values())
 
 
 def _detection(pred: np.ndarray, truth: np.ndarray) -> float | None:
@@ -255,6 +283,7 @@ __all__ = [
     "GATE_AREAS",
     "SIZES",
     "Levers",
+    "all_volumes_have_tumor",
     "choose_gate",
     "choose_levers",
     "postprocessed",

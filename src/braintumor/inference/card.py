@@ -121,6 +121,8 @@ def _inference_problems(card: dict[str, Any]) -> list[str]:
     size = lev.get("min_component_voxels", 0)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         problems.append("inference.min_component_voxels must be an integer >= 0")
+    if not isinstance(lev.get("keep_largest", False), bool):
+        problems.append("inference.keep_largest must be true or false")
     return problems
 
 

@@ -95,6 +95,7 @@ class Predictor:
         levers = Levers.from_card(card)
         self.tta = levers.tta if tta is None else bool(tta)  # flip TTA (inference.tta)
         self.min_component_voxels = levers.min_component_voxels
+        self.keep_largest = levers.keep_largest  # a volume is never emptied by the removal
         self.device = torch.device(device) if device else pick_device()
         self.model = model.eval().to(self.device)
         if card["task"] not in TASKS:
@@ -263,7 +264,7 @@ class Predictor:
             return np.concatenate(out)
         if volume and self.min_component_voxels > 1:
             out = drop_small_probabilities(
-                out, self.threshold, self.min_component_voxels, self.image_size
+                out, self.threshold, self.min_component_voxels, self.image_size, self.keep_largest
             )
         return out
 
