@@ -15,6 +15,8 @@ Example::
 
     python benchmarks/native_dice.py runs/lgg_seg runs/lgg_seg_192 --split val
     python benchmarks/native_dice.py runs/lgg_seg --inference keep_largest=false
+    # out-of-fold over a cross-validation's folds (each fold's test patients once):
+    python benchmarks/native_dice.py runs/lgg_cv/fold_* --split test --pool
 """
 
 from __future__ import annotations
@@ -80,6 +82,23 @@ def score(run_dir: Path, split: str, inference: dict[str, Any]) -> dict[str, Any
     }
 
 
+def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result over every run's patients (out-of-fold for CV folds; pooled Dice is the
+    mean of the runs' pooled Dice, as their voxel counts are not kept)."""
+    per_patient = {p: v for r in results for p, v in r["per_patient"].items()}
+    values = list(per_patient.values())
+    return {
+        "run": f"pooled over {len(results)} runs ({len(values)} patients)",
+        "split": results[0]["split"],
+        "inference": "each run's own (rows above)",
+        "dice_pooled": statistics.fmean(r["dice_pooled"] for r in results),
+        "dice_per_patient_mean": statistics.fmean(values),
+        "dice_per_patient_median": statistics.median(values),
+        "patients_at_0": sum(v == 0 for v in values),
+        "per_patient": per_patient,
+    }
+
+
 def main() -> None:
     import torch
 
@@ -90,6 +109,8 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--inference", action="append", default=[], metavar="KEY=VALUE",
                     help="override one of the card's inference levers (diagnostic)")  # fmt: skip
+    ap.add_argument("--pool", action="store_true",
+                    help="also one row over all runs' patients (the folds of a CV)")  # fmt: skip
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
     ap.add_argument("--note", default="")
@@ -100,7 +121,9 @@ def main() -> None:
         key, _, value = item.partition("=")
         inference[key.strip()] = yaml.safe_load(value)
     results = [score(run, args.split, inference) for run in args.runs]
-    name = "_".join(r.name for r in args.runs) + (f"_{args.tag}" if args.tag else "")
+    if args.pool:
+        results.append(pooled(results))
+    name = "_".join(dict.fromkeys(r.name for r in args.runs)) + (f"_{args.tag}" if args.tag else "")
     write_result(f"native_dice_{args.split}_{name}", {"results": results})
     rows = [
         [r["run"], r["inference"], fmt(r["dice_pooled"]), fmt(r["dice_per_patient_mean"]),

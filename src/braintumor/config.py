@@ -99,7 +99,8 @@ class TrainerConfig:
     ema_decay: float = 0.0
     # Segmentation: "val" chooses flip TTA and the smallest 3-D component kept per volume
     # on the validation split once training ends (engine/levers.py); the model card
-    # records the choice and evaluation / prediction apply it. "off": neither.
+    # records the choice and evaluation / prediction apply it. "tta": flip TTA (and the
+    # segmenter-as-gate threshold) only, never a component removal. "off": none.
     levers: str = "off"
     log_every_n_steps: int = 10
     progress: bool = True

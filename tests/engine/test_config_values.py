@@ -24,6 +24,7 @@ from tests.engine.test_engine_training import tiny_config
         ("data.cutmix_alpha", "nan", "data.cutmix_alpha=nan"),
         ("data.scale_range", "1.2", "data.scale_range=1.2"),
         ("data.rotate_degrees", "nan", "data.rotate_degrees=nan"),
+        ("trainer.levers", "sometimes", "use off, val or tta"),
     ],
 )
 def test_invalid_values_are_refused(tmp_path: Path, key: str, value: str, match: str) -> None:

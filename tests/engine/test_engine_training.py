@@ -287,8 +287,19 @@ def test_levers_on_val_record_the_gate_table_and_the_card(tmp_path: Path) -> Non
     cfg = tiny_config(tmp_path, task="segmentation", **{"trainer.levers": "val"})
     run = train(cfg, tmp_path / "run")
     levers = json.loads((run / "metrics.json").read_text())["levers"]
-    assert len(levers["val_table"]) == 12 and "gate_area" in levers
+    assert len(levers["val_table"]) == 22 and "gate_area" in levers
     assert [r["gate_area"] for r in levers["gate_table"]] == [0.0, *GATE_AREAS]
     card = json.loads((run / "model.json").read_text())
     inference = card.get("inference") or {}
     assert inference.get("gate_area") == levers["gate_area"]  # None unless one was chosen
+
+
+def test_levers_tta_tries_no_component_removal(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, task="segmentation", **{"trainer.levers": "tta"})
+    run = train(cfg, tmp_path / "run")
+    levers = json.loads((run / "metrics.json").read_text())["levers"]
+    assert [(r["tta"], r["min_component_voxels"]) for r in levers["val_table"]] == [
+        (False, 0),
+        (True, 0),
+    ]
+    assert levers["min_component_voxels"] == 0 and not levers["keep_largest"]

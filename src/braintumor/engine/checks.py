@@ -140,8 +140,8 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(
             f"unknown optim.scheduler {cfg.optim.scheduler!r}; use {', '.join(SCHEDULERS)}"
         )
-    if cfg.trainer.levers not in ("off", "val"):
-        raise ConfigError(f"unknown trainer.levers {cfg.trainer.levers!r}; use off or val")
+    if cfg.trainer.levers not in ("off", "val", "tta"):
+        raise ConfigError(f"unknown trainer.levers {cfg.trainer.levers!r}; use off, val or tta")
     accelerator = cfg.trainer.accelerator.lower()
     if accelerator not in ACCELERATORS:
         raise ConfigError(

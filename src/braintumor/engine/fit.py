@@ -26,7 +26,7 @@ from braintumor.engine.checks import build_model, check_memory, probe_model
 from braintumor.engine.data import build_data, class_weights, open_format, subsample
 from braintumor.engine.evaluate import evaluate_model, pick_device
 from braintumor.engine.guards import FiniteLossGuard
-from braintumor.engine.levers import Levers, select_on_val
+from braintumor.engine.levers import SIZES, Levers, select_on_val
 from braintumor.engine.module import BrainTumorModule
 from braintumor.engine.resume import EpochCheckpoint, checkpoint_dir, last_checkpoint, read_progress
 from braintumor.engine.schedule import schedule_callbacks
@@ -179,8 +179,9 @@ def fit_run(
     shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     plain_loss = task.build_loss(cfg.loss, None, 0.0)  # comparable across runs
     levers = Levers()
-    if cfg.task == "segmentation" and cfg.trainer.levers == "val":
-        levers, table, gates = select_on_val(model, task, val_loader, device, runtime)
+    if cfg.task == "segmentation" and cfg.trainer.levers in ("val", "tta"):
+        sizes = (0,) if cfg.trainer.levers == "tta" else SIZES  # tta: no component removal
+        levers, table, gates = select_on_val(model, task, val_loader, device, runtime, sizes)
         selected["levers"] = {**levers.as_dict(), "val_table": table, "gate_table": gates}
     metrics = evaluate_model(
         model, task, test_loader, plain_loss, device=device, runtime=runtime, levers=levers

@@ -262,8 +262,12 @@ def select_on_val(
     val_loader: Any,
     device: torch.device,
     runtime: dict[str, str] | None,
+    sizes: tuple[int, ...] = SIZES,
 ) -> tuple[Levers, list[dict[str, Any]], list[dict[str, Any]]]:
-    """:func:`choose_levers` for a trained network, run as evaluation runs it."""
+    """:func:`choose_levers` for a trained network, run as evaluation runs it.
+
+    ``sizes``: the component sizes tried (``(0,)``: TTA and the gate only, no removal;
+    ``trainer.levers: tta``)."""
     from braintumor.engine.evaluate import evaluation_runtime
     from braintumor.precision import set_layout
 
@@ -274,7 +278,7 @@ def select_on_val(
         return network(x.to(device).float()).cpu()
 
     try:
-        return choose_levers(forward, task, val_loader, task.monitor, task.monitor_mode)
+        return choose_levers(forward, task, val_loader, task.monitor, task.monitor_mode, sizes)
     finally:
         set_layout(model, False)
 
