@@ -31,14 +31,14 @@ import yaml
 from _common import append_markdown, fmt, markdown_table, write_result
 
 
-def split_volumes(run_dir: Path, split: str) -> tuple[Any, dict[str, list[Any]]]:
+def split_volumes(
+    run_dir: Path, card: dict[str, Any], split: str
+) -> tuple[Any, dict[str, list[Any]]]:
     """The run's data format and its ``split``'s records, per patient in slice order."""
     from braintumor.data import create_format
     from braintumor.data.stacking import slice_position
     from braintumor.engine.evaluate import saved_split
-    from braintumor.inference.runs import load_run
 
-    card = load_run(run_dir).card
     fmt_ = create_format(card["data"]["spec"], **card["data"]["options"])
     volumes: dict[str, list[Any]] = {}
     for rec in saved_split(run_dir, fmt_.records(), split):
@@ -58,7 +58,7 @@ def score(run_dir: Path, split: str, inference: dict[str, Any]) -> dict[str, Any
     if inference:  # what-if on the card's levers (a diagnostic, never written back)
         card = {**card, "inference": {**(card.get("inference") or {}), **inference}}
     pred = Predictor(run.model, card, device="cpu")
-    fmt_, volumes = split_volumes(run_dir, split)
+    fmt_, volumes = split_volumes(run_dir, card, split)
     per_patient: dict[str, float] = {}
     inter = total = 0
     for pid, recs in sorted(volumes.items()):

@@ -27,8 +27,9 @@ from scipy import ndimage
 class Levers:
     """A run's inference levers (the card's ``inference`` entry; chosen on val by
     ``engine/levers.py``): flip TTA, the smallest 3-D component kept per volume, in
-    voxels at the network's input resolution, and the area threshold of the
-    segmenter-as-gate."""
+    voxels at the network's input resolution, the area threshold of the
+    segmenter-as-gate, and whether the removal keeps a volume's largest component
+    rather than empty it."""
 
     tta: bool = False
     min_component_voxels: int = 0
