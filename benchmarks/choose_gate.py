@@ -65,7 +65,7 @@ def main() -> None:
         ["gate: area >=", f"val {task.monitor}", "val detection bal. acc"],
         [
             [
-                "none (segmenter alone)" if r["gate_area"] == 0 else r["gate_area"],
+                "none (segmenter alone)" if r["gate_area"] == 0 else f"{r['gate_area']:g}",
                 fmt(r[task.monitor]),
                 fmt(r["detection"]),
             ]

@@ -16,7 +16,7 @@ from braintumor.data.io import write_nifti
 from braintumor.figures.overlay import PALETTE
 from braintumor.inference.scans import load_input
 from braintumor.pipeline import TwoStagePipeline
-from braintumor.pipeline.evaluate import format_table, score_pipeline
+from braintumor.pipeline.evaluate import edge_errors, format_table, score_pipeline
 from braintumor.pipeline.run import process_input
 from tests.pipeline._stubs import FOUR, StubClassifier, StubSegmenter
 
@@ -143,6 +143,8 @@ def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
         "balanced_accuracy": 0.75,
         "tumor_slices_missed": 0,
         "healthy_slices_flagged": 1,
+        "missed_at_tumor_ends": 0,  # single slices, not volumes: no ends to be at
+        "flagged_next_to_tumor": 0,
     }
     assert g["detection"]["balanced_accuracy"] == pytest.approx(1.0)
     # A stricter gate empties the faint tumor slice although the segmenter found it.
@@ -170,6 +172,45 @@ def test_scores_count_false_positives_and_wrongly_emptied_slices() -> None:
     )
     assert "tumor slices the gate emptied (of 2)" in table and "segmenter alone" in table
     assert "tumor slices with an empty mask (of 2)" in table
+
+
+def test_edge_errors_place_detection_errors_along_the_volume() -> None:
+    truth = [False, False, True, True, True, True, True, False, False, False, False]
+    called = [False, True, False, True, True, False, False, True, False, False, True]
+    # Missed: slices 2 (first tumor slice), 5 and 6 (the last two); flagged healthy:
+    # slice 1 (next to the tumor), 7 (next to it) and 10 (4 slices away: not counted).
+    assert edge_errors(truth, called) == (3, 2)
+    assert edge_errors(truth, called, within=1) == (2, 2)
+    # A miss in the middle of a long tumor is not at its ends.
+    long = [True] * 9
+    assert edge_errors(long, [True] * 4 + [False] + [True] * 4) == (0, 0)
+    # A tumor-free volume: its flagged slices are not "next to the tumor".
+    assert edge_errors([False] * 4, [True] * 4) == (0, 0)
+
+
+class _Volume(_Crafted):
+    """One patient's 6-slice volume: tumor on slices 1-4 (slice 4 faint), healthy 0 and 5."""
+
+    def records(self) -> list[Record]:
+        return [Record("vol", "p0", extra={"slice": i}) for i in range(6)]
+
+    def load(self, rec: Record) -> dict[str, Any]:
+        i = int(rec.extra["slice"])
+        img, mask = np.zeros((1, 8, 8), np.float32), np.zeros((1, 8, 8), np.uint8)
+        if 1 <= i <= 4:
+            mask[0, 2:4, 2:6] = 1
+            img[0, 2:4, 2:6] = 0.4 if i == 4 else 1.0  # the stub misses the faint last slice
+        if i == 0:
+            img[0, 6, 6] = 0.9  # a false positive just before the tumor
+        return self._sample(rec, img, mask)
+
+
+def test_detection_errors_at_the_tumor_ends_are_counted_per_volume() -> None:
+    fmt = _Volume()
+    pipe = TwoStagePipeline(StubClassifier(["no", "yes"], [0.0, 1.0]), StubSegmenter(), 0.5)
+    det = score_pipeline(pipe, fmt, fmt.records())["ungated"]["detection"]
+    assert det["tumor_slices_missed"] == 1 and det["missed_at_tumor_ends"] == 1
+    assert det["healthy_slices_flagged"] == 1 and det["flagged_next_to_tumor"] == 1
 
 
 def test_fresh_patient_split_when_the_data_differs(tmp_path: Path) -> None:

@@ -4,6 +4,11 @@ Both variants are scored on the same slices at each slice's own resolution:
 Dice / IoU / mIoU per image and per patient (slice counts summed per patient), HD95,
 and what the gate is for: false-positive pixels and slices on healthy slices (no
 tumor in the truth), and what it costs: tumor slices wrongly emptied by the gate.
+
+Per-slice detection (a slice is "tumor" when its output mask is not empty) also says
+where its errors lie along each volume (:func:`edge_errors`): on LGG most missed tumor
+slices are among the first or last annotated slices of their tumor, where the
+annotation's own extent is least certain, rather than inside it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from braintumor.pipeline.seg_gate import DEFAULT_GATE
 
 METRICS_FILE = "pipeline_metrics.json"
 HEADLINE = ("dice", "iou", "miou", "dice_per_patient_mean", "iou_per_patient_mean", "hd95")
+EDGE_SLICES = 2  # "at the tumor's ends": within this many slices of its annotated extent
 
 
 def _same_data(spec_a: str, spec_b: str) -> bool:
@@ -143,6 +149,7 @@ def score_pipeline(
     gated, ungated = _Tally(pipe.mask_channels), _Tally(pipe.mask_channels)
     n_healthy = n_tumor = gate_tp = gate_tn = emptied_hit = 0
     found = {"ungated": [0, 0], "gated": [0, 0]}  # slices called tumor: [true, false]
+    edges = {"ungated": [0, 0], "gated": [0, 0]}  # [missed at the ends, flagged next to]
     for group, volume in progress(_groups(records, batch), description, show_progress):
         samples = [fmt.load(rec) for rec in group]
         results = pipe.predict(
@@ -165,10 +172,20 @@ def score_pipeline(
             for name, mask in (("ungated", r.raw_mask), ("gated", r.mask)):
                 if mask.any():
                     found[name][0 if tumor else 1] += 1
+        if volume:
+            truth_z = [bool(np.asarray(s["mask"]).any()) for s in samples]
+            for name, attr in (("ungated", "raw_mask"), ("gated", "mask")):
+                called = [bool(getattr(r, attr).any()) for r in results]
+                for k, n in enumerate(edge_errors(truth_z, called)):
+                    edges[name][k] += n
     variants = {"ungated": ungated.summary(n_healthy), "gated": gated.summary(n_healthy)}
     for name, (tp, fp) in found.items():
         # Detection by the output itself: a slice is "tumor" when its mask is not empty.
-        variants[name]["detection"] = _detection(tp, n_tumor - tp, n_healthy - fp, fp)
+        variants[name]["detection"] = {
+            **_detection(tp, n_tumor - tp, n_healthy - fp, fp),
+            "missed_at_tumor_ends": edges[name][0],
+            "flagged_next_to_tumor": edges[name][1],
+        }
     return {
         "n_healthy_slices": n_healthy,
         "n_tumor_slices": n_tumor,
@@ -194,6 +211,28 @@ def _detection(tp: int, fn: int, tn: int, fp: int) -> dict[str, float | None]:
         "tumor_slices_missed": fn,
         "healthy_slices_flagged": fp,
     }
+
+
+def edge_errors(
+    truth: list[bool], called: list[bool], within: int = EDGE_SLICES
+) -> tuple[int, int]:
+    """Detection errors of one volume (slices in order) at the ends of its tumor.
+
+    Returns (missed tumor slices that are among the first or last ``within`` annotated
+    tumor slices, healthy slices called tumor that lie within ``within`` slices of an
+    annotated tumor slice). A volume without tumor has neither.
+    """
+    tumor = [i for i, t in enumerate(truth) if t]
+    if not tumor:
+        return 0, 0
+    ends = set(tumor[:within]) | set(tumor[-within:])
+    missed = sum(1 for i in tumor if not called[i] and i in ends)
+    near = sum(
+        1
+        for i, (t, c) in enumerate(zip(truth, called, strict=True))
+        if c and not t and min(abs(i - j) for j in tumor) <= within
+    )
+    return missed, near
 
 
 def _groups(records: list[Record], batch: int) -> list[tuple[list[Record], bool]]:
@@ -311,6 +350,20 @@ def comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"tumor slices with an empty mask (of {result['n_tumor_slices']})",
             _fmt(det[0].get("tumor_slices_missed")),
             _fmt(det[1].get("tumor_slices_missed")),
+        )
+    )
+    out.append(
+        (
+            f"  of them among the tumor's first / last {EDGE_SLICES} slices",
+            _fmt(det[0].get("missed_at_tumor_ends")),
+            _fmt(det[1].get("missed_at_tumor_ends")),
+        )
+    )
+    out.append(
+        (
+            f"healthy slices with a mask within {EDGE_SLICES} slices of the tumor",
+            _fmt(det[0].get("flagged_next_to_tumor")),
+            _fmt(det[1].get("flagged_next_to_tumor")),
         )
     )
     out.append(
