@@ -345,34 +345,14 @@ def comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     )
     # Older pipeline_metrics.json files have no "detection" entry.
     det = [v.get("detection") or {} for v in (u, g)]
-    out.append(
-        (
-            f"tumor slices with an empty mask (of {result['n_tumor_slices']})",
-            _fmt(det[0].get("tumor_slices_missed")),
-            _fmt(det[1].get("tumor_slices_missed")),
-        )
-    )
-    out.append(
-        (
-            f"  of them among the tumor's first / last {EDGE_SLICES} slices",
-            _fmt(det[0].get("missed_at_tumor_ends")),
-            _fmt(det[1].get("missed_at_tumor_ends")),
-        )
-    )
-    out.append(
-        (
-            f"healthy slices with a mask within {EDGE_SLICES} slices of the tumor",
-            _fmt(det[0].get("flagged_next_to_tumor")),
-            _fmt(det[1].get("flagged_next_to_tumor")),
-        )
-    )
-    out.append(
-        (
-            "detection bal. acc (mask not empty)",
-            _fmt(det[0].get("balanced_accuracy")),
-            _fmt(det[1].get("balanced_accuracy")),
-        )
-    )
+    detection_rows = [
+        (f"tumor slices with an empty mask (of {result['n_tumor_slices']})", "tumor_slices_missed"),
+        (f"  of them among the tumor's first / last {EDGE_SLICES} slices", "missed_at_tumor_ends"),
+        (f"healthy slices with a mask within {EDGE_SLICES} slices of the tumor",
+         "flagged_next_to_tumor"),
+        ("detection bal. acc (mask not empty)", "balanced_accuracy"),
+    ]  # fmt: skip
+    out += [(label, _fmt(det[0].get(k)), _fmt(det[1].get(k))) for label, k in detection_rows]
     return out
 
 
